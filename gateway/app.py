@@ -1,0 +1,32 @@
+"""Build the aiohttp Application (HTTP and WebSocket on one port) from a Config."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from middleware import CHAIN
+from middleware.relay import dispatch
+
+from .config import Config
+from .exchange import SESSION, STATE
+from .gateway_state import build_state
+from .upstream import make_session
+
+__all__ = ["build_app"]
+
+
+def build_app(config: Config) -> web.Application:
+    """The gateway application: typed state, the middleware chain, one catch-all handler."""
+    app = web.Application(middlewares=CHAIN, client_max_size=config.server.max_request_bytes)
+    app[STATE] = build_state(config)
+
+    async def upstream_session(app: web.Application) -> AsyncIterator[None]:
+        app[SESSION] = make_session(config.server)
+        yield
+        await app[SESSION].close()
+
+    app.cleanup_ctx.append(upstream_session)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app

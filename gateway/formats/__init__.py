@@ -1,0 +1,1 @@
+"""Pure, sans-IO translators between API formats (one module per format pair)."""

@@ -1,0 +1,144 @@
+"""Which translation applies to a (route, provider family) pair.
+
+A Codec bundles the pure functions one exchange needs: request body translation,
+response translation (with usage), a stream translator factory and error translation.
+Native pairs pass bodies through unchanged and only read usage.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import attrs
+import orjson
+
+from ..errors import ANTHROPIC, OPENAI, BadRequest, anthropic_error_type, openai_error_type
+from ..routes import CHAT, EMBEDDINGS, MESSAGES, RESPONSES, TOKEN_COUNT
+from ..sse import SSEEvent
+from ..usage import Usage
+from .native import ChatStreamRelay, MessagesStreamRelay, ResponsesStreamRelay
+
+__all__ = ["Codec", "StreamTranslator", "register_codec", "select_codec", "sanitize_error_body"]
+
+
+class StreamTranslator(Protocol):
+    """The contract every stream relay/translator implements."""
+
+    usage: Usage
+    done: bool
+    failed: bool
+    raw: bool
+
+    def feed(self, event: SSEEvent) -> list[bytes]: ...
+    def finish(self) -> list[bytes]: ...
+    def fail(self, message: str, status: int = 502) -> list[bytes]: ...
+
+
+StreamFactory = Callable[[str, dict[str, Any], bool], StreamTranslator]
+
+
+@attrs.frozen
+class Codec:
+    """How one client route is served by one provider family."""
+
+    upstream_route: str
+    client_format: str
+    request: Callable[[dict[str, Any], int], dict[str, Any]] | None
+    response: Callable[[bytes], tuple[bytes, Usage]]
+    stream: StreamFactory
+    error: Callable[[int, bytes], tuple[int, bytes]]
+    # Whether the translated request may carry `stream_options` (Chat only).
+    wants_include_usage: bool = False
+
+    @property
+    def translates(self) -> bool:
+        return self.request is not None
+
+
+def _usage_reader(read: Callable[[dict[str, Any]], Usage]) -> Callable[[bytes], tuple[bytes, Usage]]:
+    def response(body: bytes) -> tuple[bytes, Usage]:
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body, Usage()
+        usage = obj.get("usage") if isinstance(obj, dict) else None
+        return body, read(usage) if isinstance(usage, dict) else Usage()
+
+    return response
+
+
+def _openai_error(status: int, body: bytes) -> tuple[int, bytes]:
+    """Keep an OpenAI-shaped upstream error; wrap anything else."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        obj = None
+    if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
+        return status, body
+    message = f"upstream returned HTTP {status}"
+    err = {"message": message, "type": openai_error_type(status), "param": None, "code": "upstream_error"}
+    return status, orjson.dumps({"error": err})
+
+
+def _anthropic_error(status: int, body: bytes) -> tuple[int, bytes]:
+    """Keep an Anthropic-shaped upstream error; wrap anything else."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        obj = None
+    if isinstance(obj, dict) and obj.get("type") == "error" and isinstance(obj.get("error"), dict):
+        return status, body
+    err = {"type": anthropic_error_type(status), "message": f"upstream returned HTTP {status}"}
+    return status, orjson.dumps({"type": "error", "error": err})
+
+
+def _chat_stream(model: str, body: dict[str, Any], injected_usage: bool) -> StreamTranslator:
+    return ChatStreamRelay(strip_usage=injected_usage)
+
+
+def _responses_stream(model: str, body: dict[str, Any], injected_usage: bool) -> StreamTranslator:
+    return ResponsesStreamRelay()
+
+
+def _messages_stream(model: str, body: dict[str, Any], injected_usage: bool) -> StreamTranslator:
+    return MessagesStreamRelay()
+
+
+_CODECS: dict[tuple[str, str], Codec] = {
+    (CHAT, "openai"): Codec(CHAT, OPENAI, None, _usage_reader(Usage.from_chat), _chat_stream,
+                            _openai_error, wants_include_usage=True),
+    (RESPONSES, "openai"): Codec(RESPONSES, OPENAI, None, _usage_reader(Usage.from_responses),
+                                 _responses_stream, _openai_error),
+    (EMBEDDINGS, "openai"): Codec(EMBEDDINGS, OPENAI, None, _usage_reader(Usage.from_chat),
+                                  _chat_stream, _openai_error),
+    (MESSAGES, "anthropic"): Codec(MESSAGES, ANTHROPIC, None, _usage_reader(Usage.from_anthropic),
+                                   _messages_stream, _anthropic_error),
+    (TOKEN_COUNT, "anthropic"): Codec(TOKEN_COUNT, ANTHROPIC, None, _usage_reader(Usage.from_anthropic),
+                                      _messages_stream, _anthropic_error),
+}
+
+
+def register_codec(route: str, family: str, codec: Codec) -> None:
+    """Add a translated pair (format modules call this)."""
+    _CODECS[(route, family)] = codec
+
+
+def select_codec(route: str, family: str) -> Codec:
+    """The codec for a client route on a provider family, or a clear 400."""
+    codec = _CODECS.get((route, family))
+    if codec is None:
+        raise BadRequest(f"the {route} route is not available for {family} providers",
+                         code="unsupported_route")
+    return codec
+
+
+_KEYLIKE = re.compile(rb"(sk-|sk_|AIza|xai-|gsk_)[A-Za-z0-9_\-\*\.]{6,}")
+
+
+def sanitize_error_body(body: bytes, secret: str) -> bytes:
+    """Remove provider key material (exact or masked) from an upstream error body."""
+    if secret:
+        body = body.replace(secret.encode(), b"[redacted]")
+    return _KEYLIKE.sub(b"[redacted]", body)

@@ -1,0 +1,53 @@
+"""Answers the gateway gives itself: the model list and local token-count estimates."""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+
+from aiohttp import web
+
+from .errors import ANTHROPIC, NotFound
+from .exchange import Exchange
+from .gateway_state import GatewayState
+
+__all__ = ["list_models", "local_token_count"]
+
+_STARTED = int(time.time())
+
+
+def _openai_model(name: str, provider: str) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": _STARTED, "owned_by": provider}
+
+
+def _anthropic_model(name: str) -> dict[str, object]:
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_STARTED))
+    return {"type": "model", "id": name, "display_name": name, "created_at": created}
+
+
+def list_models(state: GatewayState, ex: Exchange, request: web.Request) -> web.Response:
+    """`/v1/models` and `/v1/models/{id}` from config, in the caller's format."""
+    models = [(m.name, m.provider or "virtual") for m in state.models.listed]
+    if ex.allowed_models is not None:
+        allowed = ex.allowed_models
+        models = [(n, p) for n, p in models if any(fnmatch.fnmatchcase(n, pat) for pat in allowed)]
+    anthropic = ex.client_format == ANTHROPIC
+    if ex.item:
+        for name, provider in models:
+            if name == ex.item:
+                return web.json_response(_anthropic_model(name) if anthropic else _openai_model(name, provider))
+        raise NotFound(f'model "{ex.item[:200]}" is not served by this gateway', code="model_not_found")
+    if anthropic:
+        data = [_anthropic_model(name) for name, _ in models]
+        return web.json_response({
+            "data": data, "has_more": False,
+            "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None,
+        })
+    return web.json_response({"object": "list", "data": [_openai_model(n, p) for n, p in models]})
+
+
+def local_token_count(ex: Exchange) -> web.Response:
+    """Anthropic count_tokens answered locally for providers without the endpoint."""
+    from .formats.token_estimate import estimate_messages_tokens
+
+    return web.json_response({"input_tokens": estimate_messages_tokens(ex.body or {})})

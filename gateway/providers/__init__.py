@@ -1,0 +1,25 @@
+"""Provider kinds: each module keeps its own URL, auth and quirks."""
+
+from __future__ import annotations
+
+from ..config import ProviderConfig
+from .base import Provider
+from .mock import MockProvider
+from .openai import OpenAIProvider
+
+__all__ = ["Provider", "build_provider"]
+
+_KINDS: dict[str, type[Provider]] = {
+    "openai": OpenAIProvider,
+    "mock": MockProvider,
+}
+
+
+def register_kind(kind: str, cls: type[Provider]) -> None:
+    """Make a provider kind available (used by provider modules added later)."""
+    _KINDS[kind] = cls
+
+
+def build_provider(cfg: ProviderConfig) -> Provider:
+    """Instantiate the provider class for `cfg.kind`."""
+    return _KINDS[cfg.kind](cfg)

@@ -1,0 +1,76 @@
+"""What every provider offers the request path: URLs, auth headers, its API family."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from multidict import CIMultiDict
+from yarl import URL
+
+from ..config import ProviderConfig
+from ..errors import BadRequest
+
+__all__ = ["Provider", "HOP_BY_HOP", "CLIENT_CREDENTIAL_HEADERS"]
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+CLIENT_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie"})
+
+
+class Provider:
+    """Base class; subclasses set `family`, `default_base_url` and endpoint paths."""
+
+    family: ClassVar[str] = "openai"  # API family spoken natively: "openai" or "anthropic"
+    default_base_url: ClassVar[str] = ""
+    endpoints: ClassVar[dict[str, str]] = {}  # route type -> path below base_url
+    in_process: ClassVar[bool] = False
+
+    def __init__(self, cfg: ProviderConfig) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.timeouts = cfg.timeouts
+        self.base_url = URL((cfg.base_url or self.default_base_url).rstrip("/"))
+        self._base_path = self.base_url.path.rstrip("/")
+        self.urls = {route: self.base_url.with_path(self._base_path + p) for route, p in self.endpoints.items()}
+        self.api_key = cfg.api_key.value if cfg.api_key is not None else ""
+        self.base_headers = CIMultiDict(self.auth_headers())
+        self.base_headers.update(cfg.headers)
+        self.json_headers = CIMultiDict(self.base_headers)
+        self.json_headers["Content-Type"] = "application/json"
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers carrying the provider's credentials."""
+        return {}
+
+    def request_headers(self, client_headers: CIMultiDict[str] | None = None) -> CIMultiDict[str]:
+        """Headers for a JSON request on a native route (client headers are not forwarded)."""
+        return self.json_headers
+
+    def passthrough_url(self, raw_path: str, query_string: str) -> URL:
+        """Map a client path onto the base URL; refuse anything that could leave it."""
+        rel = self.passthrough_relative_path(raw_path)
+        url = self.base_url.with_path(self._base_path + rel, encoded=True)
+        if query_string:
+            url = url.with_query(query_string)
+        if url.host != self.base_url.host or url.port != self.base_url.port:
+            raise BadRequest("passthrough path leaves the provider")
+        if not (url.raw_path == self._base_path or url.raw_path.startswith(self._base_path + "/")):
+            raise BadRequest("passthrough path leaves the provider")
+        return url
+
+    def passthrough_relative_path(self, raw_path: str) -> str:
+        """The part of the client path appended to the base URL (default: whole path)."""
+        return raw_path

@@ -1,0 +1,105 @@
+"""Incremental Server-Sent Events parser and writer (sans-IO).
+
+aiohttp-sse-client is an EventSource *client*: it opens its own requests and
+reconnects by itself, so it cannot parse a response body the gateway already
+holds and must relay byte-exactly. This small parser is fed raw chunks as they
+arrive and yields complete events; it is fuzz-tested against every split.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["SSEError", "SSEEvent", "SSEParser", "encode_event", "DONE_FRAME"]
+
+DONE_FRAME = b"data: [DONE]\n\n"
+
+
+class SSEError(ValueError):
+    """The upstream stream is not valid SSE (or an event is too large)."""
+
+
+@attrs.define(slots=True, frozen=True)
+class SSEEvent:
+    """One dispatched event: the `event:` field (empty when absent) and its data."""
+
+    event: str
+    data: bytes
+
+
+class SSEParser:
+    """Feed bytes, get complete events; `finish()` flags a cut-off final event."""
+
+    __slots__ = ("_buf", "_max", "last_complete")
+
+    def __init__(self, max_event_bytes: int = 16 * 1024 * 1024) -> None:
+        self._buf = b""
+        self._max = max_event_bytes
+        #: The bytes of the events completed by the last `feed` (valid SSE, LF line ends).
+        self.last_complete = b""
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        buf = self._buf + chunk if self._buf else chunk
+        if b"\r" in buf:
+            # Normalise CRLF / CR line ends; keep a trailing CR pending since it
+            # may be the first half of a CRLF split across chunks.
+            tail = b""
+            if buf.endswith(b"\r"):
+                buf, tail = buf[:-1], b"\r"
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + tail
+        events: list[SSEEvent] = []
+        start = 0
+        while True:
+            end = buf.find(b"\n\n", start)
+            if end < 0:
+                break
+            event = _parse_block(buf[start:end])
+            if event is not None:
+                events.append(event)
+            start = end + 2
+        rest = buf[start:] if start else buf
+        self.last_complete = buf[:start]
+        if len(rest) > self._max:
+            raise SSEError("server-sent event exceeds the size limit")
+        self._buf = rest
+        return events
+
+    def finish(self) -> list[SSEEvent]:
+        """Flush at end of stream; a final event without its blank line still counts."""
+        rest, self._buf = self._buf.rstrip(b"\r\n"), b""
+        if not rest:
+            return []
+        event = _parse_block(rest.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
+        return [event] if event is not None else []
+
+    @property
+    def pending(self) -> bool:
+        """True while part of an event is buffered."""
+        return bool(self._buf.strip())
+
+
+def _parse_block(block: bytes) -> SSEEvent | None:
+    if block.startswith(b"data: ") and b"\n" not in block:
+        return SSEEvent("", block[6:])  # the common one-line case
+    event = ""
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line[0] == 0x3A:  # blank or ":" comment
+            continue
+        name, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            data.append(value)
+        elif name == b"event":
+            event = value.decode("utf-8", "replace")
+    if not data:
+        return None
+    return SSEEvent(event, b"\n".join(data))
+
+
+def encode_event(data: bytes, event: str = "") -> bytes:
+    """Frame one event; `data` must not contain newlines (JSON from orjson never does)."""
+    if event:
+        return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+    return b"data: " + data + b"\n\n"

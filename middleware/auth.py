@@ -1,0 +1,35 @@
+"""Authentication: API keys looked up by SHA-256 (no string comparison of secrets)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.errors import Unauthorized
+from gateway.exchange import EXCHANGE, STATE
+
+__all__ = ["authenticate", "client_key"]
+
+
+def client_key(request: web.Request) -> str:
+    """The key a client presented: Bearer token, x-api-key or api-key header."""
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("x-api-key", "") or request.headers.get("api-key", "")
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = request.app[STATE]
+    if state.config.auth.mode == "none":
+        return await handler(request)
+    key = client_key(request)
+    found = state.api_keys.get(hashlib.sha256(key.encode()).hexdigest()) if key else None
+    if found is None:
+        raise Unauthorized("missing or invalid API key", error_type="authentication_error")
+    ex = request[EXCHANGE]
+    ex.identity, ex.allowed_models = found
+    return await handler(request)

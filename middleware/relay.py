@@ -1,0 +1,189 @@
+"""The final handler: send the request upstream and relay the answer, streaming incrementally."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict
+
+from gateway.errors import GatewayError, NotFound, UpstreamError
+from gateway.exchange import EXCHANGE, SESSION, STATE, Exchange
+from gateway.formats.codecs import Codec, StreamTranslator, sanitize_error_body
+from gateway.listing import list_models, local_token_count
+from gateway.passthrough import (
+    check_passthrough_path,
+    passthrough_headers,
+    request_id_headers,
+    response_headers,
+)
+from gateway.providers import Provider
+from gateway.routes import MODELS, PASSTHROUGH, REALTIME, TOKEN_COUNT
+from gateway.sse import SSEError, SSEParser, encode_event
+from gateway.upstream import open_upstream
+
+__all__ = ["dispatch"]
+
+log = logging.getLogger("gateway")
+
+MAX_ERROR_BODY = 1024 * 1024
+SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_CLIENT_GONE = (ConnectionResetError, ConnectionError)
+_UPSTREAM_BROKE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, aiohttp.ServerDisconnectedError)
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    """Answer locally (models, token estimates) or relay to the chosen provider."""
+    ex = request[EXCHANGE]
+    state = request.app[STATE]
+    if ex.route == MODELS:
+        return list_models(state, ex, request)
+    provider = ex.provider
+    assert provider is not None
+    if ex.route == PASSTHROUGH:
+        return await _passthrough(request, ex, provider)
+    if ex.route == REALTIME:
+        raise NotFound("the realtime route is not available yet", code="unsupported_route")
+    if ex.route == TOKEN_COUNT and provider.family != "anthropic":
+        return local_token_count(ex)
+    codec = ex.codec
+    assert codec is not None and ex.body is not None
+    if provider.in_process:
+        resp: Any = await provider.respond(codec.upstream_route, ex.body)  # type: ignore[attr-defined]
+    else:
+        data = orjson.dumps(ex.body) if ex.body_changed else ex.raw_body
+        resp = await open_upstream(
+            request.app[SESSION],
+            provider,
+            request.app[STATE].client_timeouts[provider.name],
+            "POST",
+            provider.urls[codec.upstream_route],
+            provider.request_headers(request.headers),
+            data,
+        )
+    try:
+        ex.upstream_status = resp.status
+        if resp.status >= 300:
+            return await _error(resp, ex, codec, provider)
+        if ex.stream and resp.headers.get("Content-Type", "").startswith("text/event-stream"):
+            return await _stream(request, ex, codec, resp, provider)
+        body = await _read_body(resp, provider)
+        out, ex.usage = codec.response(body)
+        return web.Response(body=out, status=resp.status, content_type="application/json",
+                            headers=request_id_headers(resp.headers))
+    finally:
+        resp.close()
+
+
+async def _read_body(resp: Any, provider: Provider, limit: int | None = None) -> bytes:
+    try:
+        async with asyncio.timeout(provider.timeouts.idle):
+            if limit is None:
+                return bytes(await resp.read())
+            return bytes(await resp.content.read(limit))
+    except TimeoutError:
+        raise GatewayError(f'provider "{provider.name}" stalled while sending its answer', status=504,
+                           code="upstream_timeout") from None
+    except _UPSTREAM_BROKE:
+        raise GatewayError(f'provider "{provider.name}" broke off its answer', status=502,
+                           code="upstream_error") from None
+
+
+async def _error(resp: Any, ex: Exchange, codec: Codec, provider: Provider) -> web.Response:
+    if 300 <= resp.status < 400:
+        raise UpstreamError(f'provider "{provider.name}" answered with a redirect, which is not followed',
+                            status=502)
+    raw = sanitize_error_body(await _read_body(resp, provider, MAX_ERROR_BODY), provider.api_key)
+    status, body = codec.error(resp.status, raw)
+    headers = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
+    ex.error = f"upstream HTTP {resp.status}"
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+async def _stream(
+    request: web.Request, ex: Exchange, codec: Codec, resp: Any, provider: Provider
+) -> web.StreamResponse:
+    response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    await response.prepare(request)
+    translator: StreamTranslator = codec.stream(ex.model, ex.body or {}, ex.injected_usage)
+    parser = SSEParser()
+    content = resp.content
+    idle = provider.timeouts.idle
+    loop = asyncio.get_running_loop()
+    tail: list[bytes] = []
+    try:
+        try:
+            async with asyncio.timeout(None) as deadline:
+                while True:
+                    deadline.reschedule(loop.time() + idle)
+                    chunk = await content.readany()
+                    deadline.reschedule(None)
+                    if not chunk:
+                        break
+                    events = parser.feed(chunk)
+                    if not events:
+                        continue
+                    frames: list[bytes] = []
+                    for event in events:
+                        frames += translator.feed(event)
+                    out = parser.last_complete if translator.raw else b"".join(frames)
+                    if out:
+                        await response.write(out)
+                    if translator.failed or (translator.done and not translator.raw):
+                        break
+            for event in parser.finish():
+                got = translator.feed(event)
+                tail += [encode_event(event.data, event.event)] if translator.raw else got
+            tail += translator.finish()
+        except TimeoutError:
+            tail += translator.fail(f'provider "{provider.name}" sent nothing for {idle:g}s', 504)
+        except _UPSTREAM_BROKE:
+            tail += translator.fail(f'provider "{provider.name}" broke off the stream', 502)
+        except SSEError as exc:
+            tail += translator.fail(f'provider "{provider.name}" sent an invalid stream: {exc}', 502)
+        if tail:
+            await response.write(b"".join(tail))
+        await response.write_eof()
+    except _CLIENT_GONE:
+        ex.error = "client disconnected"
+    finally:
+        ex.usage = translator.usage
+        if translator.failed:
+            ex.error = ex.error or "stream failed"
+    return response
+
+
+async def _passthrough(request: web.Request, ex: Exchange, provider: Provider) -> web.StreamResponse:
+    if provider.in_process:
+        raise NotFound(f"no route for {request.method} {request.path[:200]}", code="unknown_route")
+    path = check_passthrough_path(request.raw_path)
+    url = provider.passthrough_url(path, request.query_string)
+    headers: CIMultiDict[str] = passthrough_headers(request.headers, provider)
+    data = ex.raw_body if request.body_exists else None
+    resp = await open_upstream(
+        request.app[SESSION], provider, request.app[STATE].client_timeouts[provider.name],
+        request.method, url, headers, data,
+    )
+    try:
+        ex.upstream_status = resp.status
+        if 300 <= resp.status < 400:
+            raise UpstreamError(f'provider "{provider.name}" answered with a redirect, which is not followed',
+                                status=502)
+        response = web.StreamResponse(status=resp.status, headers=response_headers(resp.headers))
+        await response.prepare(request)
+        try:
+            async for chunk in resp.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+        except _UPSTREAM_BROKE:
+            ex.error = "upstream broke off"
+        except _CLIENT_GONE:
+            ex.error = "client disconnected"
+        return response
+    finally:
+        resp.close()
+
