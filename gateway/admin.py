@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import orjson
 from aiohttp import web
 
@@ -19,7 +21,7 @@ def build_admin_app(config: Config, gateway: web.Application) -> web.Application
         return gateway[STATE]
 
     async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return web.json_response({"status": "ok", "pid": os.getpid()})
 
     async def readyz(_: web.Request) -> web.Response:
         if state().draining:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from multidict import CIMultiDict
@@ -55,7 +56,7 @@ class Provider:
         """Headers carrying the provider's credentials."""
         return {}
 
-    def request_headers(self, client_headers: CIMultiDict[str] | None = None) -> CIMultiDict[str]:
+    def request_headers(self, client_headers: Mapping[str, str] | None = None) -> CIMultiDict[str]:
         """Headers for a JSON request on a native route (client headers are not forwarded)."""
         return self.json_headers
 

@@ -1,0 +1,91 @@
+"""`python -m gateway` as a real process on the shipped config: the mock answers, workers share the port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import json
+import urllib.request
+import openai
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(*args: str, config: str = "gateway.toml") -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", config, "--port", str(port), *args],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("gateway did not start")
+
+
+@pytest.fixture
+def gateway_process() -> Iterator[int]:
+    proc, port = start()
+    yield port
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+
+
+def post_json(url: str, body: dict) -> tuple[int, bytes]:  # type: ignore[type-arg]
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.status, resp.read()
+
+
+def test_shipped_config_answers_curl_style_requests(gateway_process: int) -> None:
+    url = f"http://127.0.0.1:{gateway_process}/v1/chat/completions"
+    status, raw = post_json(url, {"model": "anything", "messages": [{"role": "user", "content": "ping pong"}]})
+    assert status == 200 and "ping pong" in json.loads(raw)["choices"][0]["message"]["content"]
+    status, raw = post_json(url, {"model": "anything", "stream": True,
+                                  "messages": [{"role": "user", "content": "ping"}]})
+    lines = [line for line in raw.decode().splitlines() if line]
+    assert lines[-1] == "data: [DONE]" and len(lines) > 4
+
+
+def test_shipped_config_answers_the_openai_sdk_streaming(gateway_process: int) -> None:
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{gateway_process}/v1", api_key="unused")
+    stream = client.chat.completions.create(model="gpt-4o-mini", stream=True,
+                                            messages=[{"role": "user", "content": "hello world"}])
+    assert "hello world" in "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+
+def test_two_workers_share_the_port(tmp_path: Path) -> None:
+    admin = free_port()
+    shipped = (ROOT / "gateway.toml").read_text()
+    (tmp_path / "gw.toml").write_text(shipped.replace("admin_port = 15000", f"admin_port = {admin}"))
+    proc, port = start("--workers", "2", config=str(tmp_path / "gw.toml"))
+    try:
+        pids = set()
+        for _ in range(60):
+            # urllib opens a new connection each time, so the kernel spreads them over workers
+            status, _ = post_json(f"http://127.0.0.1:{port}/v1/chat/completions",
+                                  {"model": "m", "messages": [{"role": "user", "content": "x"}]})
+            assert status == 200
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin}/healthz", timeout=10) as resp:
+                pids.add(json.loads(resp.read())["pid"])
+        assert len(pids) == 2 and proc.pid not in pids
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
