@@ -35,6 +35,7 @@ class Exchange:
     raw_body: bytes = b""
     body: dict[str, Any] | None = None
     body_changed: bool = False
+    client_body: dict[str, Any] | None = None  # the body as the client sent it (before translation)
     model: str = ""
     model_route: ModelRoute | None = None
     provider: Provider | None = None

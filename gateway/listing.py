@@ -11,7 +11,7 @@ from .errors import ANTHROPIC, NotFound
 from .exchange import Exchange
 from .gateway_state import GatewayState
 
-__all__ = ["list_models", "local_token_count"]
+__all__ = ["list_models"]
 
 _STARTED = int(time.time())
 
@@ -45,9 +45,3 @@ def list_models(state: GatewayState, ex: Exchange, request: web.Request) -> web.
         })
     return web.json_response({"object": "list", "data": [_openai_model(n, p) for n, p in models]})
 
-
-def local_token_count(ex: Exchange) -> web.Response:
-    """Anthropic count_tokens answered locally for providers without the endpoint."""
-    from .formats.token_estimate import estimate_messages_tokens
-
-    return web.json_response({"input_tokens": estimate_messages_tokens(ex.body or {})})

@@ -14,7 +14,7 @@ from multidict import CIMultiDict
 from gateway.errors import GatewayError, NotFound, UpstreamError
 from gateway.exchange import EXCHANGE, SESSION, STATE, Exchange
 from gateway.formats.codecs import Codec, StreamTranslator, sanitize_error_body
-from gateway.listing import list_models, local_token_count
+from gateway.listing import list_models
 from gateway.passthrough import (
     check_passthrough_path,
     passthrough_headers,
@@ -22,7 +22,7 @@ from gateway.passthrough import (
     response_headers,
 )
 from gateway.providers import Provider
-from gateway.routes import MODELS, PASSTHROUGH, REALTIME, TOKEN_COUNT
+from gateway.routes import MODELS, PASSTHROUGH, REALTIME
 from gateway.sse import SSEError, SSEParser, encode_event
 from gateway.upstream import open_upstream
 
@@ -48,10 +48,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         return await _passthrough(request, ex, provider)
     if ex.route == REALTIME:
         raise NotFound("the realtime route is not available yet", code="unsupported_route")
-    if ex.route == TOKEN_COUNT and provider.family != "anthropic":
-        return local_token_count(ex)
     codec = ex.codec
     assert codec is not None and ex.body is not None
+    if codec.local is not None:
+        return web.Response(body=codec.local(ex.body), content_type="application/json")
     if provider.in_process:
         resp: Any = await provider.respond(codec.upstream_route, ex.body)  # type: ignore[attr-defined]
     else:
@@ -109,7 +109,7 @@ async def _stream(
 ) -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
     await response.prepare(request)
-    translator: StreamTranslator = codec.stream(ex.model, ex.body or {}, ex.injected_usage)
+    translator: StreamTranslator = codec.stream(ex.model, ex.client_body or {}, ex.injected_usage)
     parser = SSEParser()
     content = resp.content
     idle = provider.timeouts.idle

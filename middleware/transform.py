@@ -27,6 +27,7 @@ async def transform(request: web.Request, handler: Handler) -> web.StreamRespons
 
     body = ex.body
     assert body is not None
+    ex.client_body = body
     route = ex.model_route
     stream = body.get("stream", False)
     if not isinstance(stream, bool):

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from gateway.app import build_app
 from gateway.config import Config, parse_config
 from middleware.observe import set_access_log_writer
-from tests.fake_upstreams import FakeOpenAI
+from tests.fake_upstreams import FakeAnthropic, FakeOpenAI
 
 os.environ.setdefault("FAKE_UPSTREAM_KEY", "sk-test-upstream-secret-0123456789")
 UPSTREAM_KEY = os.environ["FAKE_UPSTREAM_KEY"]
@@ -31,6 +31,13 @@ def access_log() -> list[bytes]:
 @pytest.fixture
 async def fake_openai(aiohttp_server: Any) -> FakeOpenAI:
     fake = FakeOpenAI()
+    fake.server = await aiohttp_server(fake.app)
+    return fake
+
+
+@pytest.fixture
+async def fake_anthropic(aiohttp_server: Any) -> FakeAnthropic:
+    fake = FakeAnthropic()
     fake.server = await aiohttp_server(fake.app)
     return fake
 

@@ -37,6 +37,7 @@ class Behaviour:
     stall_after_chunks: int | None = None  # stop sending but keep the connection open
     hold_last: asyncio.Event | None = None  # wait for this before the final chunks
     redirect_to: str | None = None
+    tool_calls: list[dict[str, str]] = attrs.Factory(list)  # [{"name", "arguments"}] answered as tool calls
     usage: dict[str, Any] = attrs.Factory(lambda: {
         "prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16,
         "prompt_tokens_details": {"cached_tokens": 3}, "completion_tokens_details": {"reasoning_tokens": 0},
@@ -86,12 +87,17 @@ class FakeOpenAI:
         b = self.behaviour
         cid, created, model = "chatcmpl-fake1", int(time.time()), body["model"]
         text = " ".join(b.words)
+        calls = [{"id": f"call_{i}", "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                 for i, c in enumerate(b.tool_calls)]
+        finish = "tool_calls" if calls else "stop"
         if not body.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
+            if calls:
+                message["tool_calls"] = calls
             return web.json_response({
                 "id": cid, "object": "chat.completion", "created": created, "model": model,
                 "system_fingerprint": "fp_fake",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
-                             "finish_reason": "stop", "logprobs": None}],
+                "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
                 "usage": b.usage,
             })
         include_usage = (body.get("stream_options") or {}).get("include_usage") is True
@@ -103,7 +109,16 @@ class FakeOpenAI:
                                         "finish_reason": None}]}]
         frames += [{**base, "choices": [{"index": 0, "delta": {"content": (" " if i else "") + w},
                                          "finish_reason": None}]} for i, w in enumerate(b.words)]
-        frames.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        for i, c in enumerate(calls):
+            args = c["function"]["arguments"]
+            half = len(args) // 2
+            frames.append({**base, "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
+                {"index": i, "id": c["id"], "type": "function",
+                 "function": {"name": c["function"]["name"], "arguments": ""}}]}}]})
+            for piece in (args[:half], args[half:]):
+                frames.append({**base, "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
+                    {"index": i, "function": {"arguments": piece}}]}}]})
+        frames.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if include_usage:
             frames.append({**base, "choices": [], "usage": b.usage})
         raw = [b"data: " + orjson.dumps(f) + b"\n\n" for f in frames] + [b"data: [DONE]\n\n"]
@@ -179,3 +194,93 @@ class FakeOpenAI:
             return failure
         return web.json_response({"path": rec.path, "query": rec.query, "method": rec.method,
                                   "body_len": len(rec.body)}, headers={"X-Upstream": "fake"})
+
+
+@attrs.define
+class AnthropicBehaviour:
+    """What the fake Anthropic answers: content blocks, stop reason, usage, or an error."""
+
+    content: list[dict[str, Any]] = attrs.Factory(lambda: [{"type": "text", "text": "Hello from fake Claude"}])
+    stop_reason: str = "end_turn"
+    usage: dict[str, Any] = attrs.Factory(lambda: {
+        "input_tokens": 20, "output_tokens": 7, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 30})
+    status: int = 200
+    error_type: str = "overloaded_error"
+    stream_error_after: int | None = None  # send `event: error` after this many events
+    cut_after: int | None = None  # drop the connection after this many events
+
+
+class FakeAnthropic:
+    """A fake Anthropic Messages API: JSON and the full SSE event sequence, count_tokens, errors."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.behaviour = AnthropicBehaviour()
+        self.app = web.Application()
+        self.app.router.add_post("/v1/messages", self.messages)
+        self.app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
+
+    async def _record(self, request: web.Request) -> Recorded:
+        rec = Recorded(request.method, request.path, request.query_string, dict(request.headers),
+                       await request.read())
+        self.requests.append(rec)
+        return rec
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        return web.json_response({"input_tokens": 1234})
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        rec = await self._record(request)
+        b = self.behaviour
+        if b.status != 200:
+            return web.json_response({"type": "error", "error": {"type": b.error_type, "message": "fake says no"},
+                                      "request_id": "req_fake"}, status=b.status, headers={"retry-after": "3"})
+        body = rec.json()
+        message = {"id": "msg_fake01", "type": "message", "role": "assistant", "model": body["model"],
+                   "content": b.content, "stop_reason": b.stop_reason, "stop_sequence": None, "usage": b.usage}
+        if not body.get("stream"):
+            return web.json_response(message)
+        events: list[dict[str, Any]] = [{"type": "message_start", "message": {
+            **message, "content": [], "stop_reason": None,
+            "usage": {**b.usage, "output_tokens": 1}}}, {"type": "ping"}]
+        for index, block in enumerate(b.content):
+            if block["type"] == "text":
+                events.append({"type": "content_block_start", "index": index,
+                               "content_block": {"type": "text", "text": ""}})
+                words = block["text"].split(" ")
+                for i, w in enumerate(words):
+                    events.append({"type": "content_block_delta", "index": index,
+                                   "delta": {"type": "text_delta", "text": (" " if i else "") + w}})
+            elif block["type"] == "thinking":
+                events.append({"type": "content_block_start", "index": index,
+                               "content_block": {"type": "thinking", "thinking": "", "signature": ""}})
+                events.append({"type": "content_block_delta", "index": index,
+                               "delta": {"type": "thinking_delta", "thinking": block["thinking"]}})
+                events.append({"type": "content_block_delta", "index": index,
+                               "delta": {"type": "signature_delta", "signature": block["signature"]}})
+            elif block["type"] == "tool_use":
+                events.append({"type": "content_block_start", "index": index, "content_block": {
+                    "type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}})
+                args = orjson.dumps(block["input"]).decode()
+                for piece in (args[: len(args) // 2], args[len(args) // 2:]):
+                    events.append({"type": "content_block_delta", "index": index,
+                                   "delta": {"type": "input_json_delta", "partial_json": piece}})
+            events.append({"type": "content_block_stop", "index": index})
+        events.append({"type": "message_delta", "delta": {"stop_reason": b.stop_reason, "stop_sequence": None},
+                       "usage": {"output_tokens": b.usage["output_tokens"]}})
+        events.append({"type": "message_stop"})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for i, event in enumerate(events):
+            if b.cut_after is not None and i == b.cut_after:
+                assert request.transport is not None
+                request.transport.abort()
+                return resp
+            if b.stream_error_after is not None and i == b.stream_error_after:
+                event = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+                await resp.write(b"event: error\ndata: " + orjson.dumps(event) + b"\n\n")
+                break
+            await resp.write(f"event: {event['type']}\n".encode() + b"data: " + orjson.dumps(event) + b"\n\n")
+        await resp.write_eof()
+        return resp

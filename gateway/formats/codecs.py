@@ -14,11 +14,24 @@ from typing import Any, Protocol
 import attrs
 import orjson
 
-from ..errors import ANTHROPIC, OPENAI, BadRequest, anthropic_error_type, openai_error_type
+from ..errors import ANTHROPIC, OPENAI, BadRequest, UpstreamError, anthropic_error_type, openai_error_type
 from ..routes import CHAT, EMBEDDINGS, MESSAGES, RESPONSES, TOKEN_COUNT
 from ..sse import SSEEvent
 from ..usage import Usage
+from .anthropic_to_chat import (
+    ChatToMessagesStream,
+    chat_error_to_anthropic,
+    chat_response_to_messages,
+    messages_request_to_chat,
+)
+from .chat_to_anthropic import (
+    MessagesToChatStream,
+    anthropic_error_to_chat,
+    chat_request_to_messages,
+    messages_response_to_chat,
+)
 from .native import ChatStreamRelay, MessagesStreamRelay, ResponsesStreamRelay
+from .token_estimate import estimate_messages_tokens
 
 __all__ = ["Codec", "StreamTranslator", "register_codec", "select_codec", "sanitize_error_body"]
 
@@ -51,6 +64,8 @@ class Codec:
     error: Callable[[int, bytes], tuple[int, bytes]]
     # Whether the translated request may carry `stream_options` (Chat only).
     wants_include_usage: bool = False
+    # Answered by the gateway itself (no upstream call): body -> JSON response bytes.
+    local: Callable[[dict[str, Any]], bytes] | None = None
 
     @property
     def translates(self) -> bool:
@@ -118,6 +133,59 @@ _CODECS: dict[tuple[str, str], Codec] = {
     (TOKEN_COUNT, "anthropic"): Codec(TOKEN_COUNT, ANTHROPIC, None, _usage_reader(Usage.from_anthropic),
                                       _messages_stream, _anthropic_error),
 }
+
+
+def _translating(read: Callable[[dict[str, Any]], Usage], translate: Callable[[dict[str, Any]], dict[str, Any]],
+                 ) -> Callable[[bytes], tuple[bytes, Usage]]:
+    """Response handler for a translated pair: usage from the upstream shape, body in the client's."""
+
+    def response(body: bytes) -> tuple[bytes, Usage]:
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamError("the provider sent a response that is not JSON", status=502) from None
+        if not isinstance(obj, dict):
+            raise UpstreamError("the provider sent a response that is not a JSON object", status=502)
+        usage = obj.get("usage")
+        return orjson.dumps(translate(obj)), read(usage) if isinstance(usage, dict) else Usage()
+
+    return response
+
+
+def _chat_to_messages_request(body: dict[str, Any], default_max_tokens: int) -> dict[str, Any]:
+    return chat_request_to_messages(body, default_max_tokens=default_max_tokens)
+
+
+def _messages_to_chat_request(body: dict[str, Any], default_max_tokens: int) -> dict[str, Any]:
+    return messages_request_to_chat(body)
+
+
+def _anthropic_to_chat_stream(model: str, body: dict[str, Any], injected_usage: bool) -> StreamTranslator:
+    opts = body.get("stream_options")
+    include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
+    return MessagesToChatStream(model, include_usage=include_usage)
+
+
+def _chat_to_messages_stream(model: str, body: dict[str, Any], injected_usage: bool) -> StreamTranslator:
+    return ChatToMessagesStream(model)
+
+
+def _estimate_tokens(body: dict[str, Any]) -> bytes:
+    return orjson.dumps({"input_tokens": estimate_messages_tokens(body)})
+
+
+# Anthropic count_tokens for providers without the endpoint: a local estimate.
+_CODECS[(TOKEN_COUNT, "openai")] = Codec(
+    TOKEN_COUNT, ANTHROPIC, None, _usage_reader(Usage.from_anthropic), _messages_stream, _anthropic_error,
+    local=_estimate_tokens)
+# A Chat Completions client on an Anthropic provider.
+_CODECS[(CHAT, "anthropic")] = Codec(
+    MESSAGES, OPENAI, _chat_to_messages_request, _translating(Usage.from_anthropic, messages_response_to_chat),
+    _anthropic_to_chat_stream, anthropic_error_to_chat)
+# An Anthropic Messages client on an OpenAI-compatible provider (and the mock).
+_CODECS[(MESSAGES, "openai")] = Codec(
+    CHAT, ANTHROPIC, _messages_to_chat_request, _translating(Usage.from_chat, chat_response_to_messages),
+    _chat_to_messages_stream, chat_error_to_anthropic)
 
 
 def register_codec(route: str, family: str, codec: Codec) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..config import ProviderConfig
+from .anthropic import AnthropicProvider
 from .base import Provider
 from .mock import MockProvider
 from .openai import OpenAIProvider
@@ -11,6 +12,7 @@ __all__ = ["Provider", "build_provider"]
 
 _KINDS: dict[str, type[Provider]] = {
     "openai": OpenAIProvider,
+    "anthropic": AnthropicProvider,
     "mock": MockProvider,
 }
 

@@ -1,0 +1,733 @@
+"""A Chat Completions client talking to an Anthropic Messages provider (sans-IO).
+
+Requests go Chat → Messages; responses, stream events and error bodies come back
+Messages → Chat. The rules are those of wire-formats.md 6.1, 6.2, 6.4, 6.5 and 7.3;
+the policy choices that lose information are listed in each function's docstring.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from ..errors import BadRequest, openai_error_type
+from ..sse import DONE_FRAME, SSEEvent, encode_event
+from ..usage import Usage
+
+__all__ = [
+    "MessagesToChatStream",
+    "anthropic_error_to_chat",
+    "chat_request_to_messages",
+    "messages_response_to_chat",
+]
+
+Json = dict[str, Any]
+
+# reasoning_effort → thinking budget (AGW table); budgets must be >= 1024 and < max_tokens.
+THINKING_BUDGETS = {
+    "minimal": 1024,
+    "low": 1024,
+    "medium": 2048,
+    "high": 4096,
+    "xhigh": 8192,
+    "max": 16384,
+}
+_MIN_THINKING_BUDGET = 1024
+_IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+_FORCED_TOOL_CHOICES = frozenset({"any", "tool"})
+
+# Anthropic stop_reason → Chat finish_reason (wire-formats 6.2).
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "pause_turn": "stop",
+    "refusal": "content_filter",
+    "model_context_window_exceeded": "length",
+}
+
+
+def _unsupported(message: str, param: str) -> BadRequest:
+    return BadRequest(message, param=param, code="unsupported_parameter")
+
+
+# --- request: Chat → Messages ----------------------------------------------------------
+
+
+def chat_request_to_messages(body: Json, *, default_max_tokens: int = 4096) -> Json:
+    """Translate a Chat Completions request body into an Anthropic Messages body.
+
+    Policy choices (lossy or opinionated):
+    - `system`/`developer` messages anywhere are hoisted into `system`, joined with "\\n".
+    - `max_tokens` = `max_completion_tokens` ?? `max_tokens` ?? `default_max_tokens`.
+    - `temperature` is clamped to 1.0 (OpenAI allows 0-2, Anthropic 0-1).
+    - `reasoning_effort` becomes `thinking.budget_tokens` (THINKING_BUDGETS, capped at
+      max_tokens-1); it is skipped when max_tokens <= 1024 or when tool_choice forces a
+      tool, and `temperature`/`top_p` are omitted while thinking is on — Anthropic
+      rejects those combinations.
+    - `json_object` becomes a permissive object schema; `stream_options`, penalties,
+      `seed`, `metadata`, `store`, `service_tier` and other OpenAI-only knobs are dropped.
+    - `n`>1, `logprobs`, `logit_bias`, legacy `functions`, custom tools, audio input and
+      file ids raise BadRequest: silently ignoring them would change the answer.
+    """
+    _reject_unsupported(body)
+    max_tokens = _max_tokens(body, default_max_tokens)
+    system, messages = _convert_messages(body.get("messages"))
+    out: Json = {"model": body.get("model"), "max_tokens": max_tokens, "messages": messages}
+    if system:
+        out["system"] = system
+    tools, tool_choice = _tools_and_choice(body)
+    if tools:
+        out["tools"] = tools
+    if tool_choice is not None:
+        out["tool_choice"] = tool_choice
+    thinking = _thinking(body.get("reasoning_effort"), max_tokens, tool_choice)
+    if thinking is not None:
+        out["thinking"] = thinking
+    else:
+        _copy_sampling(body, out)
+    stop = _stop_sequences(body.get("stop"))
+    if stop:
+        out["stop_sequences"] = stop
+    user = body.get("safety_identifier") or body.get("user")
+    if isinstance(user, str) and user:
+        out["metadata"] = {"user_id": user}
+    output_format = _output_format(body.get("response_format"))
+    if output_format is not None:
+        out["output_config"] = {"format": output_format}
+    if body.get("stream"):
+        out["stream"] = True
+    return out
+
+
+def _reject_unsupported(body: Json) -> None:
+    n = body.get("n")
+    if n is not None and n != 1:
+        raise _unsupported("n > 1 is not supported by Anthropic models; send n=1", "n")
+    if body.get("logprobs") or body.get("top_logprobs"):
+        raise _unsupported("logprobs are not available from Anthropic models", "logprobs")
+    if body.get("logit_bias"):
+        raise _unsupported("logit_bias is not supported by Anthropic models", "logit_bias")
+    if body.get("functions") or body.get("function_call"):
+        raise _unsupported(
+            "legacy functions/function_call are not supported; use tools/tool_choice",
+            "functions",
+        )
+
+
+def _max_tokens(body: Json, default: int) -> int:
+    value = body.get("max_completion_tokens")
+    if value is None:
+        value = body.get("max_tokens")
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise BadRequest("max_completion_tokens must be a positive integer", param="max_tokens")
+    return value
+
+
+def _copy_sampling(body: Json, out: Json) -> None:
+    temperature = body.get("temperature")
+    if temperature is not None:
+        if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
+            raise BadRequest("temperature must be a number", param="temperature")
+        out["temperature"] = min(temperature, 1.0)
+    top_p = body.get("top_p")
+    if top_p is not None:
+        out["top_p"] = top_p
+
+
+def _stop_sequences(stop: Any) -> list[str]:
+    if isinstance(stop, str):
+        return [stop] if stop else []
+    if isinstance(stop, list):
+        return [s for s in stop if isinstance(s, str) and s]
+    return []
+
+
+def _output_format(response_format: Any) -> Json | None:
+    if not isinstance(response_format, dict):
+        return None
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return {"type": "json_schema", "schema": {"type": "object", "additionalProperties": True}}
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        if not isinstance(schema, dict):
+            schema = {"type": "object", "additionalProperties": True}
+        return {"type": "json_schema", "schema": schema}
+    return None
+
+
+def _thinking(effort: Any, max_tokens: int, tool_choice: Json | None) -> Json | None:
+    if effort is None or effort == "none":
+        return None
+    budget = THINKING_BUDGETS.get(effort)
+    if budget is None:
+        raise BadRequest(f"unsupported reasoning_effort {effort!r}", param="reasoning_effort")
+    if max_tokens <= _MIN_THINKING_BUDGET:
+        return None
+    if tool_choice is not None and tool_choice["type"] in _FORCED_TOOL_CHOICES:
+        return None
+    return {"type": "enabled", "budget_tokens": min(budget, max_tokens - 1)}
+
+
+# --- messages --------------------------------------------------------------------------
+
+
+class _TurnBuilder:
+    """Collects blocks into alternating turns; tool results lead their user turn."""
+
+    __slots__ = ("_blocks", "_results", "_role", "messages")
+
+    def __init__(self) -> None:
+        self.messages: list[Json] = []
+        self._role = ""
+        self._results: list[Json] = []
+        self._blocks: list[Json] = []
+
+    def add(self, role: str, blocks: list[Json], result: Json | None = None) -> None:
+        if role != self._role:
+            self._flush()
+            self._role = role
+        if result is not None:
+            self._results.append(result)
+        self._blocks.extend(blocks)
+
+    def finish(self) -> list[Json]:
+        self._flush()
+        return self.messages
+
+    def _flush(self) -> None:
+        content = self._results + self._blocks if self._results else self._blocks
+        if not content:
+            return
+        if self.messages and self.messages[-1]["role"] == self._role:
+            self.messages[-1]["content"].extend(content)
+        else:
+            self.messages.append({"role": self._role, "content": content})
+        self._results = []
+        self._blocks = []
+
+
+def _convert_messages(messages: Any) -> tuple[str, list[Json]]:
+    if not isinstance(messages, list):
+        raise BadRequest("messages must be an array", param="messages")
+    system: list[str] = []
+    turns = _TurnBuilder()
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict):
+            raise BadRequest(f"messages[{i}] must be an object", param="messages")
+        role = msg.get("role")
+        if role == "system" or role == "developer":
+            text = _joined_text(msg.get("content"))
+            if text.strip():
+                system.append(text)
+        elif role == "user":
+            turns.add("user", _user_blocks(msg.get("content")))
+        elif role == "assistant":
+            turns.add("assistant", _assistant_blocks(msg))
+        elif role == "tool":
+            turns.add("user", [], _tool_result(msg, i))
+        else:
+            raise _unsupported(f"messages[{i}].role {role!r} is not supported", "messages")
+    return "\n".join(system), turns.finish()
+
+
+def _joined_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def _text_block(text: Any) -> Json | None:
+    if isinstance(text, str) and text.strip():
+        return {"type": "text", "text": text}
+    return None
+
+
+def _user_blocks(content: Any) -> list[Json]:
+    if isinstance(content, str) or content is None:
+        block = _text_block(content)
+        return [block] if block else []
+    if not isinstance(content, list):
+        raise BadRequest("user message content must be a string or an array", param="messages")
+    blocks: list[Json] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            block = _text_block(part.get("text"))
+            if block:
+                blocks.append(block)
+        elif kind == "image_url":
+            blocks.append(_image_block((part.get("image_url") or {}).get("url")))
+        elif kind == "file":
+            blocks.append(_document_block(part.get("file") or {}))
+        else:
+            raise _unsupported(f"content part {kind!r} is not supported by Anthropic", "messages")
+    return blocks
+
+
+def _parse_data_url(url: str) -> tuple[str, str] | None:
+    """`data:<mime>[;…];base64,<data>` → (mime, data); None when not base64."""
+    header, sep, data = url[5:].partition(",")
+    params = header.split(";")
+    if not sep or "base64" not in params[1:]:
+        return None
+    return params[0].strip().lower(), data
+
+
+def _image_block(url: Any) -> Json:
+    if not isinstance(url, str):
+        raise BadRequest("image_url.url must be a string", param="messages")
+    if url.startswith("data:"):
+        parsed = _parse_data_url(url)
+        if parsed is None:
+            raise BadRequest("image data URLs must be base64-encoded", param="messages")
+        media_type, data = parsed
+        if media_type not in _IMAGE_MEDIA_TYPES:
+            raise BadRequest(
+                f"image type {media_type!r} is not supported; use jpeg, png, gif or webp",
+                param="messages",
+            )
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
+    if url.startswith(("https://", "http://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise BadRequest("image_url must be an http(s) URL or a base64 data URL", param="messages")
+
+
+def _document_block(file: Json) -> Json:
+    data = file.get("file_data")
+    if not isinstance(data, str) or not data:
+        raise _unsupported(
+            "file parts need inline file_data (file_id is not supported)", "messages"
+        )
+    media_type = "application/pdf"
+    if data.startswith("data:"):
+        parsed = _parse_data_url(data)
+        if parsed is None:
+            raise BadRequest("file_data data URLs must be base64-encoded", param="messages")
+        media_type, data = parsed
+    if media_type != "application/pdf":
+        raise _unsupported(f"file type {media_type!r} is not supported; send a PDF", "messages")
+    source = {"type": "base64", "media_type": media_type, "data": data}
+    return {"type": "document", "source": source}
+
+
+def _assistant_blocks(msg: Json) -> list[Json]:
+    blocks: list[Json] = []
+    content = msg.get("content")
+    if isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict):
+                block = _text_block(part.get("text") or part.get("refusal"))
+                if block:
+                    blocks.append(block)
+    else:
+        block = _text_block(content)
+        if block:
+            blocks.append(block)
+    if not blocks:
+        block = _text_block(msg.get("refusal"))
+        if block:
+            blocks.append(block)
+    for call in msg.get("tool_calls") or ():
+        blocks.append(_tool_use_block(call))
+    return blocks
+
+
+def _tool_use_block(call: Json) -> Json:
+    if call.get("type", "function") != "function":
+        raise _unsupported("only function tool calls can be sent to Anthropic", "messages")
+    function = call.get("function") or {}
+    return {
+        "type": "tool_use",
+        "id": call.get("id"),
+        "name": function.get("name"),
+        "input": tool_arguments_to_input(function.get("arguments")),
+    }
+
+
+def tool_arguments_to_input(arguments: Any) -> Json:
+    """Chat `arguments` (a JSON string) → Anthropic `input` object; unparsable → {}."""
+    if isinstance(arguments, dict):
+        return arguments
+    if not isinstance(arguments, (str, bytes)) or not arguments:
+        return {}
+    try:
+        parsed = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _tool_result(msg: Json, i: int) -> Json:
+    tool_call_id = msg.get("tool_call_id")
+    if not isinstance(tool_call_id, str) or not tool_call_id:
+        raise BadRequest(f"messages[{i}] (role tool) needs a tool_call_id", param="messages")
+    result: Json = {"type": "tool_result", "tool_use_id": tool_call_id}
+    text = _joined_text(msg.get("content"))
+    if text:
+        result["content"] = text
+    return result
+
+
+# --- tools -----------------------------------------------------------------------------
+
+
+def _tools_and_choice(body: Json) -> tuple[list[Json], Json | None]:
+    tools = body.get("tools") or []
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        allowed = choice.get("allowed_tools") or {}
+        names = {(t.get("function") or {}).get("name") for t in allowed.get("tools") or ()}
+        tools = [t for t in tools if (t.get("function") or {}).get("name") in names]
+        choice = allowed.get("mode", "auto")
+    if not tools:
+        return [], None
+    converted = [_tool(t) for t in tools]
+    tool_choice = _tool_choice(choice)
+    if body.get("parallel_tool_calls") is False:
+        tool_choice = tool_choice or {"type": "auto"}
+        if tool_choice["type"] != "none":
+            tool_choice["disable_parallel_tool_use"] = True
+    return converted, tool_choice
+
+
+def _tool(tool: Json) -> Json:
+    if tool.get("type", "function") != "function":
+        raise _unsupported("only function tools can be sent to Anthropic", "tools")
+    function = tool.get("function") or {}
+    out: Json = {
+        "name": function.get("name"),
+        "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+    }
+    if function.get("description"):
+        out["description"] = function["description"]
+    if function.get("strict") is True:
+        out["strict"] = True
+    return out
+
+
+def _tool_choice(choice: Any) -> Json | None:
+    if choice is None:
+        return None
+    if choice == "auto":
+        return {"type": "auto"}
+    if choice == "required":
+        return {"type": "any"}
+    if choice == "none":
+        return {"type": "none"}
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        return {"type": "tool", "name": (choice.get("function") or {}).get("name")}
+    raise _unsupported(f"tool_choice {choice!r} is not supported by Anthropic", "tool_choice")
+
+
+# --- response: Messages → Chat ---------------------------------------------------------
+
+
+def messages_response_to_chat(resp: Json, *, created: int | None = None) -> Json:
+    """Translate an Anthropic Messages response into a `chat.completion` object.
+
+    Thinking text goes to `message.reasoning_content` (a non-standard field used by
+    DeepSeek and vLLM; OpenAI SDKs keep unknown fields); thinking signatures and
+    redacted thinking are dropped. `created` defaults to now.
+    """
+    text: list[str] = []
+    reasoning: list[str] = []
+    tool_calls: list[Json] = []
+    for block in resp.get("content") or ():
+        kind = block.get("type")
+        if kind == "text":
+            text.append(block.get("text") or "")
+        elif kind == "tool_use":
+            tool_calls.append(_chat_tool_call(block))
+        elif kind == "thinking":
+            reasoning.append(block.get("thinking") or "")
+    content = "".join(text)
+    message: Json = {
+        "role": "assistant",
+        "content": content if content or not tool_calls else None,
+        "refusal": None,
+    }
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    if reasoning:
+        message["reasoning_content"] = "".join(reasoning)
+    choice = {
+        "index": 0,
+        "message": message,
+        "logprobs": None,
+        "finish_reason": FINISH_REASONS.get(resp.get("stop_reason") or "", "stop"),
+    }
+    return {
+        "id": resp.get("id"),
+        "object": "chat.completion",
+        "created": int(time.time()) if created is None else created,
+        "model": resp.get("model"),
+        "choices": [choice],
+        "usage": Usage.from_anthropic(resp.get("usage") or {}).to_chat(),
+    }
+
+
+def _chat_tool_call(block: Json) -> Json:
+    arguments = orjson.dumps(block.get("input") or {}).decode()
+    return {
+        "id": block.get("id"),
+        "type": "function",
+        "function": {"name": block.get("name"), "arguments": arguments},
+    }
+
+
+# --- errors ----------------------------------------------------------------------------
+
+_CODE_TYPES = frozenset({"overloaded_error", "rate_limit_error"})
+
+
+def _chat_error(message: str, error_type: str, code: str | None) -> bytes:
+    return orjson.dumps(
+        {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+    )
+
+
+def anthropic_error_to_chat(status: int, body: bytes) -> tuple[int, bytes]:
+    """Anthropic error response → (status, OpenAI error body), per wire-formats 7.3.
+
+    The Anthropic `error.type` is kept as the OpenAI `type` (and as `code` for
+    overload/rate limits). 529 becomes 503, which OpenAI clients know and retry;
+    every other status is kept. An unparsable body becomes the message text.
+    """
+    error_type, message = _read_anthropic_error(body)
+    if not message:
+        message = f"upstream returned HTTP {status}"
+    if status == 529:
+        status, error_type = 503, error_type or "overloaded_error"
+    error_type = error_type or openai_error_type(status)
+    code = error_type if error_type in _CODE_TYPES else None
+    return status, _chat_error(message, error_type, code)
+
+
+def _read_anthropic_error(body: bytes) -> tuple[str | None, str]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, body[:2000].decode("utf-8", "replace").strip()
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        error_type = error.get("type")
+        message = error.get("message")
+        return (
+            error_type if isinstance(error_type, str) and error_type else None,
+            message if isinstance(message, str) else "",
+        )
+    return None, body[:2000].decode("utf-8", "replace").strip()
+
+
+# --- stream: Anthropic events → Chat chunks --------------------------------------------
+
+_ROLE_DELTA = b'{"role":"assistant","content":""}'
+
+
+class MessagesToChatStream:
+    """State machine: Anthropic stream events in, Chat Completions chunk frames out.
+
+    `feed()` returns complete `data: …\\n\\n` frames. Exactly one terminator is ever
+    produced: `data: [DONE]` from `feed()` when `message_stop` arrives, or one
+    `data: {"error":…}` frame (upstream `error` event, `fail()`, or `finish()` at EOF
+    before `message_stop`). After that every call returns []. `usage` always holds the
+    latest cumulative counts, so a cut stream still reports partial usage.
+    """
+
+    __slots__ = (
+        "_created",
+        "_end",
+        "_head",
+        "_include_usage",
+        "_model",
+        "_next_tool",
+        "_raw_usage",
+        "_started",
+        "_tail",
+        "_tools",
+        "_usage_head",
+        "done",
+        "failed",
+        "raw",
+        "usage",
+    )
+
+    def __init__(self, model: str, *, include_usage: bool, created: int | None = None) -> None:
+        self.usage = Usage()
+        self.failed = False
+        self.done = False
+        self.raw = False  # frames are translated, never the upstream's own bytes
+        self._model = model
+        self._include_usage = include_usage
+        self._created = int(time.time()) if created is None else created
+        self._raw_usage: Json = {}
+        # Anthropic block index → [chat tool index, whether arguments were emitted]
+        self._tools: dict[int, list[Any]] = {}
+        self._next_tool = 0
+        self._started = False
+        self._set_id("chatcmpl-gateway")
+
+    def _set_id(self, chunk_id: str) -> None:
+        # Chunks are built from precomputed fragments: the same bytes encode_event() makes.
+        header = orjson.dumps(
+            {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
+                "created": self._created,
+                "model": self._model,
+            }
+        )[:-1]
+        self._head = b"data: " + header + b',"choices":[{"index":0,"delta":'
+        self._end = b',"usage":null}\n\n' if self._include_usage else b"}\n\n"
+        self._tail = b',"logprobs":null,"finish_reason":null}]' + self._end
+        self._usage_head = b"data: " + header + b',"choices":[],"usage":'
+
+    # --- public API -----------------------------------------------------------------
+    def feed(self, event: SSEEvent) -> list[bytes]:
+        """Translate one upstream event; returns zero or more frames."""
+        if self.failed or self.done:
+            return []
+        try:
+            data = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            return self.fail("upstream sent an event that is not JSON")
+        if not isinstance(data, dict):
+            return self.fail("upstream sent an event that is not a JSON object")
+        handler = _HANDLERS.get(data.get("type") or event.event)
+        return handler(self, data) if handler is not None else []
+
+    def finish(self) -> list[bytes]:
+        """Call at upstream EOF: one error frame if `message_stop` never came, else []."""
+        if self.failed or self.done:
+            return []
+        return self.fail("upstream stream ended before the message was complete")
+
+    def fail(self, message: str, status: int = 502) -> list[bytes]:
+        """End the stream with one Chat error frame (no [DONE] follows)."""
+        if self.failed or self.done:
+            return []
+        self.failed = True
+        return [encode_event(_chat_error(message, openai_error_type(status), "upstream_error"))]
+
+    # --- frames ---------------------------------------------------------------------
+    def _emit(self, frame: bytes) -> list[bytes]:
+        """`frame`, preceded by the role chunk if nothing was sent yet."""
+        if self._started:
+            return [frame]
+        self._started = True
+        return [self._head + _ROLE_DELTA + self._tail, frame]
+
+    def _delta(self, delta: bytes) -> list[bytes]:
+        return self._emit(self._head + delta + self._tail)
+
+    def _tool_delta(self, call: Json) -> list[bytes]:
+        return self._delta(b'{"tool_calls":[' + orjson.dumps(call) + b"]}")
+
+    # --- handlers -------------------------------------------------------------------
+    def _on_message_start(self, data: Json) -> list[bytes]:
+        message = data.get("message") or {}
+        if isinstance(message.get("id"), str):
+            self._set_id(message["id"])
+        self._update_usage(message.get("usage"))
+        if self._started:
+            return []
+        self._started = True
+        return [self._head + _ROLE_DELTA + self._tail]
+
+    def _on_block_start(self, data: Json) -> list[bytes]:
+        block = data.get("content_block") or {}
+        if block.get("type") != "tool_use":
+            return []
+        tool_index = self._next_tool
+        self._next_tool += 1
+        given = block.get("input")
+        arguments = orjson.dumps(given).decode() if given else ""
+        self._tools[data.get("index", -1)] = [tool_index, bool(arguments)]
+        return self._tool_delta(
+            {
+                "index": tool_index,
+                "id": block.get("id"),
+                "type": "function",
+                "function": {"name": block.get("name"), "arguments": arguments},
+            }
+        )
+
+    def _on_block_delta(self, data: Json) -> list[bytes]:
+        delta = data.get("delta") or {}
+        kind = delta.get("type")
+        if kind == "text_delta":
+            text = delta.get("text")
+            return self._delta(b'{"content":' + orjson.dumps(text) + b"}") if text else []
+        if kind == "input_json_delta":
+            tool = self._tools.get(data.get("index", -1))
+            fragment = delta.get("partial_json")
+            if tool is None or not fragment:
+                return []
+            tool[1] = True
+            return self._tool_delta({"index": tool[0], "function": {"arguments": fragment}})
+        if kind == "thinking_delta":
+            thinking = delta.get("thinking")
+            if thinking:
+                return self._delta(b'{"reasoning_content":' + orjson.dumps(thinking) + b"}")
+        return []  # signature_delta, citations_delta and future delta types
+
+    def _on_block_stop(self, data: Json) -> list[bytes]:
+        tool = self._tools.pop(data.get("index", -1), None)
+        if tool is None or tool[1]:
+            return []
+        # A tool called with no streamed input still needs valid JSON arguments (AGW).
+        return self._tool_delta({"index": tool[0], "function": {"arguments": "{}"}})
+
+    def _on_message_delta(self, data: Json) -> list[bytes]:
+        self._update_usage(data.get("usage"))
+        stop_reason = (data.get("delta") or {}).get("stop_reason") or ""
+        finish = FINISH_REASONS.get(stop_reason, "stop").encode()
+        frames = self._emit(
+            self._head + b'{},"logprobs":null,"finish_reason":"' + finish + b'"}]' + self._end
+        )
+        if self._include_usage:
+            frames.append(self._usage_head + orjson.dumps(self.usage.to_chat()) + b"}\n\n")
+        return frames
+
+    def _on_message_stop(self, data: Json) -> list[bytes]:
+        self.done = True
+        return [DONE_FRAME]
+
+    def _on_error(self, data: Json) -> list[bytes]:
+        error = data.get("error") or {}
+        error_type = error.get("type") or "api_error"
+        message = error.get("message") or "upstream error"
+        self.failed = True
+        code = error_type if error_type in _CODE_TYPES else None
+        return [encode_event(_chat_error(message, error_type, code))]
+
+    def _update_usage(self, usage: Any) -> None:
+        # Anthropic usage counts are cumulative: replace the fields that are present.
+        if isinstance(usage, dict):
+            self._raw_usage.update((k, v) for k, v in usage.items() if v is not None)
+            self.usage = Usage.from_anthropic(self._raw_usage)
+
+
+_HANDLERS = {
+    "message_start": MessagesToChatStream._on_message_start,
+    "content_block_start": MessagesToChatStream._on_block_start,
+    "content_block_delta": MessagesToChatStream._on_block_delta,
+    "content_block_stop": MessagesToChatStream._on_block_stop,
+    "message_delta": MessagesToChatStream._on_message_delta,
+    "message_stop": MessagesToChatStream._on_message_stop,
+    "error": MessagesToChatStream._on_error,
+}

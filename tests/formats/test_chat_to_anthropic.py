@@ -1,0 +1,333 @@
+"""Chat Completions client → Anthropic provider: requests, responses, streams, errors."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.errors import BadRequest
+from gateway.formats.chat_to_anthropic import (
+    MessagesToChatStream,
+    anthropic_error_to_chat,
+    chat_request_to_messages,
+    messages_response_to_chat,
+)
+from gateway.sse import DONE_FRAME, SSEEvent
+from tests.formats.helpers import decode_frames, fixture_cases, run_stream
+
+CREATED = 1767225600
+
+
+def _stream(case: dict[str, Any]) -> MessagesToChatStream:
+    opts = case["options"]
+    return MessagesToChatStream(
+        opts["model"], include_usage=opts["include_usage"], created=opts["created"]
+    )
+
+
+def _event(data: dict[str, Any]) -> SSEEvent:
+    return SSEEvent(data["type"], orjson.dumps(data))
+
+
+def _message_start(usage: dict[str, Any] | None = None) -> SSEEvent:
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-x",
+        "content": [],
+        "usage": usage or {"input_tokens": 10, "output_tokens": 1},
+    }
+    return _event({"type": "message_start", "message": message})
+
+
+# --- golden fixtures ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", fixture_cases("chat_to_anthropic/requests"))
+def test_request_fixture_translates_to_expected_messages_body(case: dict[str, Any]) -> None:
+    before = copy.deepcopy(case["in"])
+    assert chat_request_to_messages(case["in"], **case.get("options", {})) == case["out"]
+    assert case["in"] == before  # the client's body is never mutated
+
+
+@pytest.mark.parametrize("case", fixture_cases("chat_to_anthropic/responses"))
+def test_response_fixture_translates_to_expected_chat_completion(case: dict[str, Any]) -> None:
+    assert messages_response_to_chat(case["in"], created=CREATED) == case["out"]
+
+
+@pytest.mark.parametrize("case", fixture_cases("chat_to_anthropic/streams"))
+def test_stream_fixture_fed_whole_gives_expected_chunks(case: dict[str, Any]) -> None:
+    translator = _stream(case)
+    frames = run_stream(translator, case["in"].encode(), byte_at_a_time=False)
+    assert decode_frames(frames) == case["out"]
+    assert translator.done == case["state"]["done"]
+    assert translator.failed == case["state"]["failed"]
+    assert translator.usage.to_chat() == case["state"]["usage"]
+
+
+@pytest.mark.parametrize("case", fixture_cases("chat_to_anthropic/streams"))
+def test_stream_fixture_fed_one_byte_at_a_time_gives_identical_chunks(
+    case: dict[str, Any],
+) -> None:
+    raw = case["in"].encode()
+    whole = run_stream(_stream(case), raw, byte_at_a_time=False)
+    split = run_stream(_stream(case), raw, byte_at_a_time=True)
+    assert decode_frames(split) == decode_frames(whole) == case["out"]
+    assert split == whole
+
+
+@pytest.mark.parametrize("case", fixture_cases("chat_to_anthropic/streams"))
+def test_stream_ends_with_exactly_one_terminator(case: dict[str, Any]) -> None:
+    out = case["out"]
+    terminators = [i for i, item in enumerate(out) if item == "[DONE]" or "error" in item]
+    assert terminators == [len(out) - 1]
+
+
+@pytest.mark.parametrize("case", fixture_cases("chat_to_anthropic/errors"))
+def test_error_fixture_translates_status_and_body(case: dict[str, Any]) -> None:
+    status, body = anthropic_error_to_chat(case["status"], case["body"].encode())
+    assert status == case["out_status"]
+    assert orjson.loads(body) == case["out_body"]
+
+
+# --- request behaviour -------------------------------------------------------------------
+
+_BASE = {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"n": 2}, "n"),
+        ({"logprobs": True}, "logprobs"),
+        ({"top_logprobs": 3}, "logprobs"),
+        ({"logit_bias": {"50256": -100}}, "logit_bias"),
+        ({"functions": [{"name": "f"}]}, "functions"),
+    ],
+)
+def test_openai_only_parameters_are_rejected_with_400(extra: dict[str, Any], param: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        chat_request_to_messages({**_BASE, **extra})
+    assert info.value.status == 400
+    assert info.value.param == param
+
+
+def test_n_equal_to_one_is_accepted() -> None:
+    assert chat_request_to_messages({**_BASE, "n": 1})["messages"][0]["role"] == "user"
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
+        {"type": "image_url", "image_url": {"url": "data:image/bmp;base64,Qk0="}},
+        {"type": "image_url", "image_url": {"url": "data:image/png,not-base64"}},
+        {"type": "image_url", "image_url": {"url": "ftp://example.com/a.png"}},
+        {"type": "file", "file": {"file_id": "file-abc"}},
+        {"type": "file", "file": {"file_data": "data:text/csv;base64,YSxi"}},
+    ],
+)
+def test_unsupported_user_content_is_rejected(part: dict[str, Any]) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": [part]}]}
+    with pytest.raises(BadRequest):
+        chat_request_to_messages(body)
+
+
+def test_tool_message_without_tool_call_id_is_rejected() -> None:
+    body = {"model": "m", "messages": [{"role": "tool", "content": "42"}]}
+    with pytest.raises(BadRequest, match="tool_call_id"):
+        chat_request_to_messages(body)
+
+
+def test_custom_tools_are_rejected() -> None:
+    tools = [{"type": "custom", "custom": {"name": "grammar_tool"}}]
+    with pytest.raises(BadRequest):
+        chat_request_to_messages({**_BASE, "tools": tools})
+
+
+def test_unknown_reasoning_effort_is_rejected() -> None:
+    with pytest.raises(BadRequest, match="reasoning_effort"):
+        chat_request_to_messages({**_BASE, "reasoning_effort": "extreme"})
+
+
+def test_temperature_within_anthropic_range_passes_unchanged() -> None:
+    assert chat_request_to_messages({**_BASE, "temperature": 0.25})["temperature"] == 0.25
+
+
+def test_assistant_refusal_becomes_text_when_content_is_empty() -> None:
+    messages = [
+        {"role": "user", "content": "do the bad thing"},
+        {"role": "assistant", "content": None, "refusal": "I can't help with that."},
+        {"role": "user", "content": "ok"},
+    ]
+    out = chat_request_to_messages({"model": "m", "messages": messages})
+    assert out["messages"][1] == {
+        "role": "assistant",
+        "content": [{"type": "text", "text": "I can't help with that."}],
+    }
+
+
+def test_tool_results_lead_their_user_turn_even_when_text_came_first() -> None:
+    messages = [
+        {"role": "user", "content": "go"},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
+        {"role": "user", "content": "(interrupting)"},
+        {"role": "tool", "tool_call_id": "c1", "content": "done"},
+    ]
+    out = chat_request_to_messages({"model": "m", "messages": messages})
+    assert [b["type"] for b in out["messages"][2]["content"]] == ["tool_result", "text"]
+    assert len(out["messages"]) == 3
+
+
+# --- response behaviour ------------------------------------------------------------------
+
+
+def test_response_usage_counts_cache_tokens_once() -> None:
+    resp = {
+        "id": "msg_1",
+        "model": "claude-x",
+        "content": [{"type": "text", "text": "ok"}],
+        "stop_reason": "end_turn",
+        "usage": {
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "cache_read_input_tokens": 900,
+            "cache_creation_input_tokens": 90,
+        },
+    }
+    usage = messages_response_to_chat(resp)["usage"]
+    assert usage["prompt_tokens"] == 1000
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 900, "cache_write_tokens": 90}
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] == 1005
+
+
+def test_response_created_defaults_to_an_integer_timestamp() -> None:
+    resp = {"id": "msg_1", "model": "m", "content": [], "stop_reason": "end_turn", "usage": {}}
+    created = messages_response_to_chat(resp)["created"]
+    assert isinstance(created, int) and created > 1_700_000_000
+
+
+# --- stream behaviour --------------------------------------------------------------------
+
+
+def _feed_all(translator: MessagesToChatStream, events: list[SSEEvent]) -> list[Any]:
+    frames: list[bytes] = []
+    for event in events:
+        frames.extend(translator.feed(event))
+    return decode_frames(frames)
+
+
+def test_stream_message_delta_usage_replaces_output_tokens_instead_of_adding() -> None:
+    translator = MessagesToChatStream("m", include_usage=True)
+    _feed_all(
+        translator,
+        [
+            _message_start({"input_tokens": 10, "output_tokens": 3}),
+            _event({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                    "usage": {"output_tokens": 20}}),
+            _event({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                    "usage": {"output_tokens": 25}}),
+        ],
+    )
+    assert (translator.usage.input_tokens, translator.usage.output_tokens) == (10, 25)
+
+
+def test_stream_without_include_usage_has_no_usage_key_or_usage_chunk() -> None:
+    translator = MessagesToChatStream("m", include_usage=False)
+    out = _feed_all(
+        translator,
+        [
+            _message_start(),
+            _event({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "text_delta", "text": "hi"}}),
+            _event({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                    "usage": {"output_tokens": 2}}),
+            _event({"type": "message_stop"}),
+        ],
+    )
+    chunks = out[:-1]
+    assert out[-1] == "[DONE]"
+    assert all("usage" not in chunk and chunk["choices"] for chunk in chunks)
+
+
+def test_stream_role_chunk_comes_first_even_without_message_start() -> None:
+    translator = MessagesToChatStream("m", include_usage=False)
+    out = _feed_all(
+        translator,
+        [_event({"type": "content_block_delta", "index": 0,
+                 "delta": {"type": "text_delta", "text": "hi"}})],
+    )
+    assert [c["choices"][0]["delta"] for c in out] == [
+        {"role": "assistant", "content": ""},
+        {"content": "hi"},
+    ]
+
+
+def test_stream_tool_input_given_in_block_start_is_sent_as_arguments() -> None:
+    translator = MessagesToChatStream("m", include_usage=False)
+    out = _feed_all(
+        translator,
+        [
+            _message_start(),
+            _event({"type": "content_block_start", "index": 0, "content_block": {
+                "type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": 1}}}),
+            _event({"type": "content_block_stop", "index": 0}),
+        ],
+    )
+    calls = [c["choices"][0]["delta"]["tool_calls"][0] for c in out[1:]]
+    assert calls == [
+        {"index": 0, "id": "toolu_1", "type": "function",
+         "function": {"name": "f", "arguments": '{"a":1}'}},
+    ]
+
+
+def test_stream_server_tool_input_is_not_relayed_as_a_tool_call() -> None:
+    translator = MessagesToChatStream("m", include_usage=False)
+    out = _feed_all(
+        translator,
+        [
+            _message_start(),
+            _event({"type": "content_block_start", "index": 0, "content_block": {
+                "type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}}}),
+            _event({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": '{"query":"x"}'}}),
+            _event({"type": "content_block_stop", "index": 0}),
+        ],
+    )
+    assert len(out) == 1  # only the role chunk
+
+
+def test_stream_feed_after_done_returns_nothing() -> None:
+    translator = MessagesToChatStream("m", include_usage=False)
+    assert translator.feed(_event({"type": "message_stop"})) == [DONE_FRAME]
+    assert translator.done
+    assert translator.feed(_message_start()) == []
+    assert translator.fail("late") == []
+    assert translator.finish() == []
+
+
+def test_stream_fail_emits_one_error_frame_then_nothing() -> None:
+    translator = MessagesToChatStream("m", include_usage=True)
+    frames = translator.fail("upstream timed out", 504)
+    assert translator.failed
+    assert decode_frames(frames) == [{"error": {
+        "message": "upstream timed out", "type": "server_error", "param": None,
+        "code": "upstream_error"}}]
+    assert translator.fail("again") == []
+    assert translator.feed(_message_start()) == []
+    assert translator.finish() == []
+
+
+def test_stream_event_that_is_not_json_fails_the_stream() -> None:
+    translator = MessagesToChatStream("m", include_usage=False)
+    out = decode_frames(translator.feed(SSEEvent("content_block_delta", b"{not json")))
+    assert translator.failed and "error" in out[0]
