@@ -34,10 +34,9 @@ async def test_async_chat_completion_relays_upstream_answer_and_usage(clients: S
 
 async def test_unchanged_body_is_forwarded_byte_for_byte(clients: SDKClients, gateway: TestServer, fake_openai: FakeOpenAI) -> None:
     raw = b'{"model": "gpt-4o",   "messages": [{"role": "user", "content": "exact bytes"}]}'
-    async with aiohttp.ClientSession() as s:
-        async with s.post(gateway.make_url("/v1/chat/completions"), data=raw,
-                          headers={"Content-Type": "application/json"}) as resp:
-            assert resp.status == 200
+    async with aiohttp.ClientSession() as s, s.post(gateway.make_url("/v1/chat/completions"), data=raw,
+                      headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 200
     assert fake_openai.requests[-1].body == raw
 
 
@@ -54,7 +53,7 @@ async def test_sync_client_streaming_gets_every_chunk(clients: SDKClients, gatew
     assert len([p for p in pieces if p]) == 5
 
 
-async def test_stream_without_include_usage_hides_the_usage_chunk_but_accounts_it(clients: SDKClients, 
+async def test_stream_without_include_usage_hides_the_usage_chunk_but_accounts_it(clients: SDKClients,
         gateway: TestServer, fake_openai: FakeOpenAI, access_log: list[bytes]) -> None:
     _, client = clients(gateway)
     stream = await client.chat.completions.create(model="gpt-4o", stream=True,

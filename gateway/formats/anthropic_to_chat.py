@@ -94,9 +94,7 @@ def _system_text(system: Any) -> str:
     if isinstance(system, str):
         return system
     if isinstance(system, list):
-        return "\n".join(
-            b["text"] for b in system if isinstance(b, dict) and isinstance(b.get("text"), str)
-        )
+        return "\n".join(b["text"] for b in system if isinstance(b, dict) and isinstance(b.get("text"), str))
     return ""
 
 
@@ -432,9 +430,9 @@ class _ToolCall:
 class ChatToMessagesStream:
     """State machine: Chat Completions chunks in, Anthropic Messages frames out.
 
-    `message_start` goes out with the first chunk that has choices; text, reasoning and each tool call
-    become their own content blocks. A finish_reason is remembered until `[DONE]`, since
-    the usage chunk follows it; `[DONE]` closes the open block and sends
+    `message_start` goes out with the first chunk that has choices; text, reasoning and
+    each tool call become their own content blocks. A finish_reason is remembered until
+    `[DONE]`, since the usage chunk follows it; `[DONE]` closes the open block and sends
     `message_delta` (stop reason and usage) and `message_stop`. A `data: {"error":…}`
     chunk, `fail()`, or `finish()` before `[DONE]` produce one `event: error` frame and
     nothing after it.
@@ -562,7 +560,8 @@ class ChatToMessagesStream:
 
     # --- blocks -----------------------------------------------------------------------
     def _open(self, kind: str, out: list[bytes]) -> None:
-        if self._open_kind == kind and kind != "tool":
+        """Make sure a text or thinking block is the open one."""
+        if self._open_kind == kind:
             return
         self._start_block(kind, _EMPTY_BLOCKS[kind], out)
 

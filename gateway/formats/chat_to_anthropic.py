@@ -65,9 +65,10 @@ def chat_request_to_messages(body: Json, *, default_max_tokens: int = 4096) -> J
     - `max_tokens` = `max_completion_tokens` ?? `max_tokens` ?? `default_max_tokens`.
     - `temperature` is clamped to 1.0 (OpenAI allows 0-2, Anthropic 0-1).
     - `reasoning_effort` becomes `thinking.budget_tokens` (THINKING_BUDGETS, capped at
-      max_tokens-1); it is skipped when max_tokens <= 1024 or when tool_choice forces a
-      tool, and `temperature`/`top_p` are omitted while thinking is on — Anthropic
-      rejects those combinations.
+      max_tokens-1); it is skipped when max_tokens <= 1024, when tool_choice forces a
+      tool, and when the request answers tool calls (Anthropic would demand the signed
+      thinking block of that turn, which Chat history cannot carry); `temperature`/`top_p`
+      are omitted while thinking is on. Anthropic rejects all of those combinations.
     - `json_object` becomes a permissive object schema; `stream_options`, penalties,
       `seed`, `metadata`, `store`, `service_tier` and other OpenAI-only knobs are dropped.
     - `n`>1, `logprobs`, `logit_bias`, legacy `functions`, custom tools, audio input and
@@ -84,7 +85,7 @@ def chat_request_to_messages(body: Json, *, default_max_tokens: int = 4096) -> J
         out["tools"] = tools
     if tool_choice is not None:
         out["tool_choice"] = tool_choice
-    thinking = _thinking(body.get("reasoning_effort"), max_tokens, tool_choice)
+    thinking = _thinking(body.get("reasoning_effort"), max_tokens, tool_choice, messages)
     if thinking is not None:
         out["thinking"] = thinking
     else:
@@ -162,7 +163,7 @@ def _output_format(response_format: Any) -> Json | None:
     return None
 
 
-def _thinking(effort: Any, max_tokens: int, tool_choice: Json | None) -> Json | None:
+def _thinking(effort: Any, max_tokens: int, tool_choice: Json | None, messages: list[Json]) -> Json | None:
     if effort is None or effort == "none":
         return None
     budget = THINKING_BUDGETS.get(effort)
@@ -172,7 +173,17 @@ def _thinking(effort: Any, max_tokens: int, tool_choice: Json | None) -> Json | 
         return None
     if tool_choice is not None and tool_choice["type"] in _FORCED_TOOL_CHOICES:
         return None
+    if _continues_tool_use(messages):
+        return None
     return {"type": "enabled", "budget_tokens": min(budget, max_tokens - 1)}
+
+
+def _continues_tool_use(messages: list[Json]) -> bool:
+    """True when the request answers tool calls. With thinking on, Anthropic then requires the
+    assistant turn to start with its signed thinking block, which Chat history cannot carry."""
+    if len(messages) < 2 or messages[-1]["role"] != "user":
+        return False
+    return any(block["type"] == "tool_use" for block in messages[-2]["content"])
 
 
 # --- messages --------------------------------------------------------------------------
@@ -241,9 +252,7 @@ def _joined_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(
-            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
+        return "\n".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
     return ""
 
 
@@ -267,7 +276,8 @@ def _user_blocks(content: Any) -> list[Json]:
             if block:
                 blocks.append(block)
         elif kind == "image_url":
-            blocks.append(_image_block((part.get("image_url") or {}).get("url")))
+            image = part.get("image_url")
+            blocks.append(_image_block(image.get("url") if isinstance(image, dict) else image))
         elif kind == "file":
             blocks.append(_document_block(part.get("file") or {}))
         else:
@@ -309,9 +319,7 @@ def _image_block(url: Any) -> Json:
 def _document_block(file: Json) -> Json:
     data = file.get("file_data")
     if not isinstance(data, str) or not data:
-        raise _unsupported(
-            "file parts need inline file_data (file_id is not supported)", "messages"
-        )
+        raise _unsupported("file parts need inline file_data (file_id is not supported)", "messages")
     media_type = "application/pdf"
     if data.startswith("data:"):
         parsed = _parse_data_url(data)
@@ -495,9 +503,7 @@ _CODE_TYPES = frozenset({"overloaded_error", "rate_limit_error"})
 
 
 def _chat_error(message: str, error_type: str, code: str | None) -> bytes:
-    return orjson.dumps(
-        {"error": {"message": message, "type": error_type, "param": None, "code": code}}
-    )
+    return orjson.dumps({"error": {"message": message, "type": error_type, "param": None, "code": code}})
 
 
 def anthropic_error_to_chat(status: int, body: bytes) -> tuple[int, bytes]:
@@ -696,9 +702,7 @@ class MessagesToChatStream:
         self._update_usage(data.get("usage"))
         stop_reason = (data.get("delta") or {}).get("stop_reason") or ""
         finish = FINISH_REASONS.get(stop_reason, "stop").encode()
-        frames = self._emit(
-            self._head + b'{},"logprobs":null,"finish_reason":"' + finish + b'"}]' + self._end
-        )
+        frames = self._emit(self._head + b'{},"logprobs":null,"finish_reason":"' + finish + b'"}]' + self._end)
         if self._include_usage:
             frames.append(self._usage_head + orjson.dumps(self.usage.to_chat()) + b"}\n\n")
         return frames

@@ -24,7 +24,7 @@ def fixture_cases(subdir: str) -> list[Any]:
     params = []
     for path in sorted((FIXTURES / subdir).glob("*.json")):
         data = orjson.loads(path.read_bytes())
-        for case in data["cases"] if "cases" in data else [data]:
+        for case in data.get("cases", [data]):
             name = path.stem + (f":{case['name']}" if "name" in case else "")
             params.append(pytest.param(case, id=name))
     assert params, f"no fixtures under {subdir}"

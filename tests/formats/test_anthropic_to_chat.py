@@ -25,8 +25,14 @@ def _stream(case: dict[str, Any]) -> ChatToMessagesStream:
 
 def _chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> SSEEvent:
     choice = {"index": 0, "delta": delta, "finish_reason": finish}
-    data = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
-            "model": "gpt-x", "choices": [choice], **extra}
+    data = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-x",
+        "choices": [choice],
+        **extra,
+    }
     return SSEEvent("", orjson.dumps(data))
 
 
@@ -113,8 +119,12 @@ def test_error_fixture_translates_status_and_body(case: dict[str, Any]) -> None:
 
 
 def test_server_tools_are_rejected() -> None:
-    body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
-            "tools": [{"type": "web_search_20250305", "name": "web_search"}]}
+    body = {
+        "model": "m",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+    }
     with pytest.raises(BadRequest, match="web_search_20250305"):
         messages_request_to_chat(body)
 
@@ -134,15 +144,24 @@ def test_untranslatable_user_blocks_are_rejected(block: dict[str, Any]) -> None:
 
 
 def test_tool_choice_without_tools_is_not_sent() -> None:
-    body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
-            "tool_choice": {"type": "any", "disable_parallel_tool_use": True}}
+    body = {
+        "model": "m",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+        "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
+    }
     out = messages_request_to_chat(body)
     assert "tool_choice" not in out and "parallel_tool_calls" not in out
 
 
 def test_error_tool_result_without_content_still_says_error() -> None:
-    body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": "toolu_1", "is_error": True}]}]}
+    body = {
+        "model": "m",
+        "max_tokens": 10,
+        "messages": [
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "is_error": True}]}
+        ],
+    }
     assert messages_request_to_chat(body)["messages"] == [
         {"role": "tool", "tool_call_id": "toolu_1", "content": "Error: "}
     ]
@@ -152,13 +171,20 @@ def test_error_tool_result_without_content_still_says_error() -> None:
 
 
 def test_response_usage_splits_cached_tokens_out_of_input() -> None:
-    resp = {"id": "c1", "model": "m", "choices": [{"message": {"content": "ok"},
-            "finish_reason": "stop"}], "usage": {"prompt_tokens": 1000, "completion_tokens": 5,
-            "prompt_tokens_details": {"cached_tokens": 900}}}
+    resp = {
+        "id": "c1",
+        "model": "m",
+        "choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 900}},
+    }
     usage = chat_response_to_messages(resp)["usage"]
     assert usage["input_tokens"] + usage["cache_read_input_tokens"] == 1000
-    assert usage == {"input_tokens": 100, "output_tokens": 5, "cache_creation_input_tokens": 0,
-                     "cache_read_input_tokens": 900}
+    assert usage == {
+        "input_tokens": 100,
+        "output_tokens": 5,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 900,
+    }
 
 
 def test_response_with_no_choices_is_an_empty_end_turn_message() -> None:
@@ -168,11 +194,9 @@ def test_response_with_no_choices_is_an_empty_end_turn_message() -> None:
 
 def test_response_legacy_function_call_becomes_tool_use() -> None:
     message = {"content": None, "function_call": {"name": "f", "arguments": '{"a": 1}'}}
-    resp = {"id": "c1", "model": "m", "choices": [{"message": message,
-                                                    "finish_reason": "function_call"}]}
+    resp = {"id": "c1", "model": "m", "choices": [{"message": message, "finish_reason": "function_call"}]}
     out = chat_response_to_messages(resp)
-    assert out["content"] == [{"type": "tool_use", "id": "toolu_gw_0", "name": "f",
-                               "input": {"a": 1}}]
+    assert out["content"] == [{"type": "tool_use", "id": "toolu_gw_0", "name": "f", "input": {"a": 1}}]
     assert out["stop_reason"] == "tool_use"
 
 
@@ -188,12 +212,15 @@ def test_stream_done_before_any_chunk_still_sends_a_complete_message() -> None:
 def test_stream_usage_chunk_after_finish_feeds_message_delta() -> None:
     translator = ChatToMessagesStream("claude-x")
     usage = {"prompt_tokens": 50, "completion_tokens": 7, "total_tokens": 57}
-    out = _feed_all(translator, [
-        _chunk({"content": "hi"}),
-        _chunk({}, "stop"),
-        SSEEvent("", orjson.dumps({"id": "chatcmpl-1", "choices": [], "usage": usage})),
-        DONE,
-    ])
+    out = _feed_all(
+        translator,
+        [
+            _chunk({"content": "hi"}),
+            _chunk({}, "stop"),
+            SSEEvent("", orjson.dumps({"id": "chatcmpl-1", "choices": [], "usage": usage})),
+            DONE,
+        ],
+    )
     assert out[-2]["data"]["usage"]["input_tokens"] == 50
     assert out[-2]["data"]["usage"]["output_tokens"] == 7
     assert translator.usage.total_tokens == 57
@@ -201,10 +228,13 @@ def test_stream_usage_chunk_after_finish_feeds_message_delta() -> None:
 
 def test_stream_ignores_choices_other_than_the_first() -> None:
     other = {"index": 1, "delta": {"content": "second choice"}, "finish_reason": None}
-    out = _feed_all(ChatToMessagesStream("claude-x"), [
-        SSEEvent("", orjson.dumps({"id": "c", "choices": [other]})),
-        _chunk({"content": "first"}),
-    ])
+    out = _feed_all(
+        ChatToMessagesStream("claude-x"),
+        [
+            SSEEvent("", orjson.dumps({"id": "c", "choices": [other]})),
+            _chunk({"content": "first"}),
+        ],
+    )
     texts = [i["data"]["delta"]["text"] for i in out if i["event"] == "content_block_delta"]
     assert texts == ["first"]
 
@@ -217,12 +247,15 @@ def test_stream_tool_arguments_sent_as_an_object_are_serialised() -> None:
 
 def test_stream_interleaved_parallel_tool_arguments_fail_visibly() -> None:
     translator = ChatToMessagesStream("claude-x")
-    out = _feed_all(translator, [
-        _chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": "{"}}]}),
-        _chunk({"tool_calls": [{"index": 1, "id": "b", "function": {"name": "g", "arguments": "{"}}]}),
-        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}),
-        DONE,
-    ])
+    out = _feed_all(
+        translator,
+        [
+            _chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": "{"}}]}),
+            _chunk({"tool_calls": [{"index": 1, "id": "b", "function": {"name": "g", "arguments": "{"}}]}),
+            _chunk({"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}),
+            DONE,
+        ],
+    )
     assert out[-1]["event"] == "error"
     assert translator.failed and not translator.done
 
@@ -230,15 +263,20 @@ def test_stream_interleaved_parallel_tool_arguments_fail_visibly() -> None:
 def test_stream_error_chunk_with_status_maps_type_by_status() -> None:
     error = {"error": {"message": "busy", "code": 503}}
     out = _feed_all(ChatToMessagesStream("claude-x"), [SSEEvent("", orjson.dumps(error))])
-    assert out == [{"event": "error", "data": {"type": "error", "error": {
-        "type": "overloaded_error", "message": "busy"}}}]
+    assert out == [
+        {"event": "error", "data": {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}}
+    ]
 
 
 def test_stream_fail_emits_one_error_event_then_nothing() -> None:
     translator = ChatToMessagesStream("claude-x")
     out = decode_frames(translator.fail("upstream timed out", 504))
-    assert out == [{"event": "error", "data": {"type": "error", "error": {
-        "type": "timeout_error", "message": "upstream timed out"}}}]
+    assert out == [
+        {
+            "event": "error",
+            "data": {"type": "error", "error": {"type": "timeout_error", "message": "upstream timed out"}},
+        }
+    ]
     assert translator.feed(DONE) == []
     assert translator.finish() == []
     assert translator.fail("again") == []

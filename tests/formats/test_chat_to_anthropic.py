@@ -23,9 +23,7 @@ CREATED = 1767225600
 
 def _stream(case: dict[str, Any]) -> MessagesToChatStream:
     opts = case["options"]
-    return MessagesToChatStream(
-        opts["model"], include_usage=opts["include_usage"], created=opts["created"]
-    )
+    return MessagesToChatStream(opts["model"], include_usage=opts["include_usage"], created=opts["created"])
 
 
 def _event(data: dict[str, Any]) -> SSEEvent:
@@ -137,6 +135,14 @@ def test_unsupported_user_content_is_rejected(part: dict[str, Any]) -> None:
         chat_request_to_messages(body)
 
 
+def test_image_url_given_as_a_bare_string_is_accepted() -> None:
+    part = {"type": "image_url", "image_url": "https://example.com/a.png"}
+    out = chat_request_to_messages({"model": "m", "messages": [{"role": "user", "content": [part]}]})
+    assert out["messages"][0]["content"] == [
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
+    ]
+
+
 def test_tool_message_without_tool_call_id_is_rejected() -> None:
     body = {"model": "m", "messages": [{"role": "tool", "content": "42"}]}
     with pytest.raises(BadRequest, match="tool_call_id"):
@@ -176,9 +182,7 @@ def test_tool_results_lead_their_user_turn_even_when_text_came_first() -> None:
         {"role": "user", "content": "go"},
         {
             "role": "assistant",
-            "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-            ],
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
         },
         {"role": "user", "content": "(interrupting)"},
         {"role": "tool", "tool_call_id": "c1", "content": "done"},
@@ -232,13 +236,27 @@ def test_stream_message_delta_usage_replaces_output_tokens_instead_of_adding() -
         translator,
         [
             _message_start({"input_tokens": 10, "output_tokens": 3}),
-            _event({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                    "usage": {"output_tokens": 20}}),
-            _event({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                    "usage": {"output_tokens": 25}}),
+            _event({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 20}}),
+            _event({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 25}}),
         ],
     )
     assert (translator.usage.input_tokens, translator.usage.output_tokens) == (10, 25)
+
+
+def test_stream_message_delta_null_usage_fields_keep_message_start_values() -> None:
+    translator = MessagesToChatStream("m", include_usage=True)
+    start_usage = {"input_tokens": 10, "output_tokens": 1, "cache_read_input_tokens": 500}
+    delta_usage = {"input_tokens": None, "cache_read_input_tokens": None, "output_tokens": 9}
+    out = _feed_all(
+        translator,
+        [
+            _message_start(start_usage),
+            _event({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": delta_usage}),
+        ],
+    )
+    assert out[-1]["usage"]["prompt_tokens"] == 510
+    assert out[-1]["usage"]["prompt_tokens_details"]["cached_tokens"] == 500
+    assert out[-1]["usage"]["completion_tokens"] == 9
 
 
 def test_stream_without_include_usage_has_no_usage_key_or_usage_chunk() -> None:
@@ -247,10 +265,8 @@ def test_stream_without_include_usage_has_no_usage_key_or_usage_chunk() -> None:
         translator,
         [
             _message_start(),
-            _event({"type": "content_block_delta", "index": 0,
-                    "delta": {"type": "text_delta", "text": "hi"}}),
-            _event({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                    "usage": {"output_tokens": 2}}),
+            _event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}}),
+            _event({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}}),
             _event({"type": "message_stop"}),
         ],
     )
@@ -263,8 +279,7 @@ def test_stream_role_chunk_comes_first_even_without_message_start() -> None:
     translator = MessagesToChatStream("m", include_usage=False)
     out = _feed_all(
         translator,
-        [_event({"type": "content_block_delta", "index": 0,
-                 "delta": {"type": "text_delta", "text": "hi"}})],
+        [_event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}})],
     )
     assert [c["choices"][0]["delta"] for c in out] == [
         {"role": "assistant", "content": ""},
@@ -278,15 +293,19 @@ def test_stream_tool_input_given_in_block_start_is_sent_as_arguments() -> None:
         translator,
         [
             _message_start(),
-            _event({"type": "content_block_start", "index": 0, "content_block": {
-                "type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": 1}}}),
+            _event(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": 1}},
+                }
+            ),
             _event({"type": "content_block_stop", "index": 0}),
         ],
     )
     calls = [c["choices"][0]["delta"]["tool_calls"][0] for c in out[1:]]
     assert calls == [
-        {"index": 0, "id": "toolu_1", "type": "function",
-         "function": {"name": "f", "arguments": '{"a":1}'}},
+        {"index": 0, "id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}},
     ]
 
 
@@ -296,10 +315,20 @@ def test_stream_server_tool_input_is_not_relayed_as_a_tool_call() -> None:
         translator,
         [
             _message_start(),
-            _event({"type": "content_block_start", "index": 0, "content_block": {
-                "type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}}}),
-            _event({"type": "content_block_delta", "index": 0,
-                    "delta": {"type": "input_json_delta", "partial_json": '{"query":"x"}'}}),
+            _event(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}},
+                }
+            ),
+            _event(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": '{"query":"x"}'},
+                }
+            ),
             _event({"type": "content_block_stop", "index": 0}),
         ],
     )
@@ -319,9 +348,9 @@ def test_stream_fail_emits_one_error_frame_then_nothing() -> None:
     translator = MessagesToChatStream("m", include_usage=True)
     frames = translator.fail("upstream timed out", 504)
     assert translator.failed
-    assert decode_frames(frames) == [{"error": {
-        "message": "upstream timed out", "type": "server_error", "param": None,
-        "code": "upstream_error"}}]
+    assert decode_frames(frames) == [
+        {"error": {"message": "upstream timed out", "type": "server_error", "param": None, "code": "upstream_error"}}
+    ]
     assert translator.fail("again") == []
     assert translator.feed(_message_start()) == []
     assert translator.finish() == []

@@ -27,9 +27,7 @@ def _case(path: str) -> dict[str, Any]:
 
 def _openai_final(case: dict[str, Any]) -> Any:
     opts = case["options"]
-    translator = MessagesToChatStream(
-        opts["model"], include_usage=opts["include_usage"], created=opts["created"]
-    )
+    translator = MessagesToChatStream(opts["model"], include_usage=opts["include_usage"], created=opts["created"])
     chunks = decode_frames(run_stream(translator, case["in"].encode(), byte_at_a_time=False))
     assert chunks[-1] == "[DONE]"
     state: ChatCompletionStreamState[Any] = ChatCompletionStreamState()
@@ -45,9 +43,7 @@ def _anthropic_final(case: dict[str, Any]) -> Any:
     snapshot = None
     json_bufs: dict[int, bytes] = {}
     for item in events:
-        snapshot = accumulate_event(
-            event=item["data"], current_snapshot=snapshot, json_bufs=json_bufs
-        )
+        snapshot = accumulate_event(event=item["data"], current_snapshot=snapshot, json_bufs=json_bufs)
     return snapshot
 
 
@@ -107,8 +103,7 @@ def test_anthropic_sdk_stream_result_matches_non_stream_translation() -> None:
 
 def test_anthropic_sdk_sees_thinking_then_text() -> None:
     final = _anthropic_final(_case("anthropic_to_chat/streams/reasoning_then_text_length.json"))
-    assert [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None))
-            for b in final.content] == [
+    assert [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None)) for b in final.content] == [
         ("thinking", "Let me think step by step."),
         ("text", "Answer: 42"),
     ]

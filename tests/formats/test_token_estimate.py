@@ -65,9 +65,7 @@ def test_non_latin_text_is_counted_by_utf8_bytes() -> None:
 
 def test_image_tokens_follow_width_times_height_over_750() -> None:
     base = estimate_messages_tokens(_user([{"type": "text", "text": "describe"}]))
-    with_image = estimate_messages_tokens(
-        _user([{"type": "text", "text": "describe"}, _image_block(_png(200, 150))])
-    )
+    with_image = estimate_messages_tokens(_user([{"type": "text", "text": "describe"}, _image_block(_png(200, 150))]))
     assert with_image - base == 40  # 200*150/750
 
 
@@ -88,22 +86,27 @@ def test_url_image_counts_as_the_largest_image() -> None:
         (
             b"\xff\xd8"
             + b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-            + b"\xff\xc0\x00\x11\x08" + (477).to_bytes(2, "big") + (720).to_bytes(2, "big"),
+            + b"\xff\xc0\x00\x11\x08"
+            + (477).to_bytes(2, "big")
+            + (720).to_bytes(2, "big"),
             (720, 477),
         ),
         (
             b"RIFF\x00\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x00\x00\x00\x00"
-            + (799).to_bytes(3, "little") + (599).to_bytes(3, "little"),
+            + (799).to_bytes(3, "little")
+            + (599).to_bytes(3, "little"),
             (800, 600),
         ),
         (
             b"RIFF\x00\x00\x00\x00WEBPVP8L\x00\x00\x00\x00\x2f"
-            + (((1024 - 1) | ((768 - 1) << 14))).to_bytes(4, "little") + b"\x00",
+            + ((1024 - 1) | ((768 - 1) << 14)).to_bytes(4, "little")
+            + b"\x00",
             (1024, 768),
         ),
         (
             b"RIFF\x00\x00\x00\x00WEBPVP8 \x00\x00\x00\x00\x00\x00\x00\x9d\x01\x2a"
-            + (640).to_bytes(2, "little") + (360).to_bytes(2, "little"),
+            + (640).to_bytes(2, "little")
+            + (360).to_bytes(2, "little"),
             (640, 360),
         ),
         (b"not an image at all, just some bytes", None),
@@ -115,8 +118,7 @@ def test_image_size_reads_common_headers(head: bytes, size: tuple[int, int] | No
 
 def test_pdf_pages_are_counted_from_page_objects() -> None:
     pdf = b"%PDF-1.4\n1 0 obj << /Type /Pages /Count 3 >>\n" + b"<< /Type /Page >>\n" * 3
-    source = {"type": "base64", "media_type": "application/pdf",
-              "data": base64.b64encode(pdf).decode()}
+    source = {"type": "base64", "media_type": "application/pdf", "data": base64.b64encode(pdf).decode()}
     tokens = estimate_messages_tokens(_user([{"type": "document", "source": source}]))
     assert tokens == 3 + 3 + 3 * 2000
 
@@ -124,18 +126,20 @@ def test_pdf_pages_are_counted_from_page_objects() -> None:
 def test_thinking_blocks_are_not_counted() -> None:
     plain = {"messages": [{"role": "assistant", "content": [{"type": "text", "text": "ok"}]}]}
     thinking = {"type": "thinking", "thinking": "x" * 4000, "signature": "sig"}
-    with_thinking = {"messages": [{"role": "assistant", "content": [
-        thinking, {"type": "text", "text": "ok"}]}]}
+    with_thinking = {"messages": [{"role": "assistant", "content": [thinking, {"type": "text", "text": "ok"}]}]}
     assert estimate_messages_tokens(with_thinking) == estimate_messages_tokens(plain)
 
 
 def test_tool_use_input_and_tool_result_content_are_counted() -> None:
-    body = {"messages": [
-        {"role": "assistant", "content": [
-            {"type": "tool_use", "id": "t1", "name": "lookup", "input": {"q": "a" * 400}}]},
-        {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": "t1", "content": "b" * 800}]},
-    ]}
+    body = {
+        "messages": [
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t1", "name": "lookup", "input": {"q": "a" * 400}}],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "b" * 800}]},
+        ]
+    }
     assert estimate_messages_tokens(body) > 300
 
 
