@@ -8,7 +8,9 @@ Per-request knobs ride in the model name (headers may not survive a gateway), as
 dash-separated tokens, e.g. ``bench-lat50``, ``bench-idle``, ``bench-chunks100-gap5``:
 
 - ``lat<N>``: wait N ms before answering (overrides ``--latency-ms``);
-- ``gap<N>``: wait N ms between stream chunks (``gap0`` yields to the loop between chunks);
+- ``gap<N>``: write each stream frame on its own, N ms apart (``gap0``: just yield between
+  frames). Without it a stream's frames go out in ONE write: a frame per write costs the
+  upstream a send() each, and under load a relay reads a burst in one go anyway;
 - ``chunks<N>``: N content chunks (overrides ``--chunks``);
 - ``idle``: send the first chunk, then hold the stream open for ``--idle-seconds``.
 
@@ -57,10 +59,15 @@ class Knobs:
 
 @attrs.frozen
 class Canned:
-    """Precomputed reply: a JSON body, or the SSE frames of a stream."""
+    """Precomputed reply: the whole body (JSON, or all SSE frames joined) and the frames."""
 
-    body: bytes = b""
+    body: bytes
     frames: tuple[bytes, ...] = ()
+
+    @classmethod
+    def stream(cls, frames: tuple[bytes, ...]) -> Canned:
+        """A stream reply: its frames, and their concatenation for a one-write burst."""
+        return cls(body=b"".join(frames), frames=frames)
 
 
 def parse_knobs(model: str, latency_ms: float, chunks: int) -> Knobs:
@@ -137,9 +144,10 @@ def anthropic_frames(model: str, chunks: int) -> tuple[bytes, ...]:
     """Messages SSE: message_start, block start, ``chunks`` deltas, block stop, delta, stop."""
 
     def frame(data: dict[str, Any]) -> bytes:
-        return b"event: " + data["type"].encode() + b"\ndata: " + _dumps(data) + b"\n\n"
+        event = str(data["type"]).encode()
+        return b"event: " + event + b"\ndata: " + _dumps(data) + b"\n\n"
 
-    message = {
+    message: dict[str, Any] = {
         "id": "msg_bench", "type": "message", "role": "assistant", "model": model,
         "content": [], "stop_reason": None, "stop_sequence": None,
         "usage": {"input_tokens": PROMPT_TOKENS, "output_tokens": 1,
@@ -188,11 +196,11 @@ class FakeUpstream:
         found = self._canned.get(key)
         if found is None:
             if api == "openai":
-                found = (Canned(frames=openai_frames(model, chunks, usage)) if stream
-                         else Canned(body=openai_json(model, chunks)))
+                found = (Canned.stream(openai_frames(model, chunks, usage)) if stream
+                         else Canned(openai_json(model, chunks)))
             else:
-                found = (Canned(frames=anthropic_frames(model, chunks)) if stream
-                         else Canned(body=anthropic_json(model, chunks)))
+                found = (Canned.stream(anthropic_frames(model, chunks)) if stream
+                         else Canned(anthropic_json(model, chunks)))
             self._canned[key] = found
         return found
 
@@ -223,7 +231,10 @@ class FakeUpstream:
             return web.Response(body=canned.body, content_type=JSON_CT)
         response = web.StreamResponse(headers=SSE_HEADERS)
         await response.prepare(request)
-        await self._write_frames(response, canned.frames, knobs, api)
+        if knobs.gap is None and not knobs.idle:
+            await response.write(canned.body)
+        else:
+            await self._write_frames(response, canned.frames, knobs, api)
         await response.write_eof()
         return response
 
@@ -236,8 +247,7 @@ class FakeUpstream:
             await asyncio.sleep(self.idle_seconds)
             frames = frames[head:]
         if knobs.gap is None:
-            for frame in frames:
-                await response.write(frame)
+            await response.write(b"".join(frames))
             return
         for frame in frames:
             await asyncio.sleep(knobs.gap)
