@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -9,9 +10,13 @@ from aiohttp import web
 from middleware import CHAIN
 from middleware.relay import dispatch
 
+from .accounting import ACCOUNTING, Accounting
 from .config import Config
 from .exchange import SESSION, STATE
 from .gateway_state import build_state
+from .realtime import REALTIME_SESSIONS, close_realtime_sessions
+from .realtime_policy import REALTIME_POLICIES
+from .realtime_subprotocols import install_log_redaction
 from .upstream import make_session
 
 __all__ = ["build_app"]
@@ -21,6 +26,10 @@ def build_app(config: Config) -> web.Application:
     """The gateway application: typed state, the middleware chain, one catch-all handler."""
     app = web.Application(middlewares=CHAIN, client_max_size=config.server.max_request_bytes)
     app[STATE] = build_state(config)
+    app[ACCOUNTING] = Accounting()
+    app[REALTIME_SESSIONS] = weakref.WeakSet()
+    app[REALTIME_POLICIES] = []  # register realtime policies here before the app starts
+    install_log_redaction()
 
     async def upstream_session(app: web.Application) -> AsyncIterator[None]:
         app[SESSION] = make_session(config.server)
@@ -28,5 +37,6 @@ def build_app(config: Config) -> web.Application:
         await app[SESSION].close()
 
     app.cleanup_ctx.append(upstream_session)
+    app.on_shutdown.append(close_realtime_sessions)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

@@ -64,7 +64,9 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 4000
     workers: int = 1
-    max_request_bytes: int = 32 * 1024 * 1024
+    max_request_bytes: int = 32 * 1024 * 1024  # bodies the gateway reads (JSON); larger → 413
+    max_passthrough_bytes: int = 512 * 1024 * 1024  # streamed passthrough bodies; 0 = no cap
+    ws_max_message_bytes: int = 16 * 1024 * 1024  # one WebSocket message, either direction
     admin_port: int = 15000
     keepalive_timeout: float = 120.0
     shutdown_timeout: float = 30.0
@@ -261,6 +263,10 @@ def validate(config: Config) -> list[str]:
         problems.append("server.workers: must be 0 (one per core) or more")
     if s.max_request_bytes < 1024:
         problems.append("server.max_request_bytes: must be at least 1024")
+    if s.max_passthrough_bytes < 0:
+        problems.append("server.max_passthrough_bytes: must be 0 (no cap) or more")
+    if s.ws_max_message_bytes < 1024:
+        problems.append("server.ws_max_message_bytes: must be at least 1024")
     if s.max_upstream_connections < 1:
         problems.append("server.max_upstream_connections: must be at least 1")
     if s.default_max_tokens < 1:

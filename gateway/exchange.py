@@ -33,6 +33,7 @@ class Exchange:
     item: str = ""
     started: float = attrs.field(factory=time.perf_counter)
     raw_body: bytes = b""
+    body_read: bool = False  # raw_body holds the whole body (else a passthrough body is streamed)
     body: dict[str, Any] | None = None
     body_changed: bool = False
     client_body: dict[str, Any] | None = None  # the body as the client sent it (before translation)
@@ -43,6 +44,7 @@ class Exchange:
     stream: bool = False
     injected_usage: bool = False
     usage: Usage | None = None
+    usage_accounted: bool = False  # already recorded (realtime records each response.done)
     upstream_status: int = 0
     identity: str = ""
     allowed_models: tuple[str, ...] | None = None

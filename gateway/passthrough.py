@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import AsyncIterator, Mapping
 
+from aiohttp import StreamReader
 from multidict import CIMultiDict
 
-from .errors import BadRequest
+from .errors import BadRequest, PayloadTooLarge
 from .providers.base import CLIENT_CREDENTIAL_HEADERS, HOP_BY_HOP, Provider
 
-__all__ = ["check_passthrough_path", "passthrough_headers", "request_id_headers", "response_headers"]
+__all__ = [
+    "PassthroughBody",
+    "check_passthrough_path",
+    "passthrough_headers",
+    "request_id_headers",
+    "response_headers",
+]
 
-_FORBIDDEN_IN_PATH = ("%2f", "%5c", "%2e", "%00", "\\", "@", "%40", "//")
+# %25 too: an upstream that decodes twice would turn %252e%252e into "..".
+_FORBIDDEN_IN_PATH = ("%2f", "%5c", "%2e", "%25", "%00", "\\", "@", "%40", "//", "#")
 _DROP_FROM_RESPONSE = HOP_BY_HOP | {"content-encoding", "set-cookie", "server", "date"}
+# Meaningless without the upgrade (which is hop-by-hop), and the browser form of
+# Sec-WebSocket-Protocol carries the client's key; Expect is answered by the gateway.
+_DROP_FROM_REQUEST = HOP_BY_HOP | CLIENT_CREDENTIAL_HEADERS | {"expect"}
+_DROP_PREFIXES = ("x-forwarded", "sec-websocket-")
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id")
 
 
@@ -24,32 +37,86 @@ def check_passthrough_path(raw_target: str) -> str:
     lowered = path.lower()
     if any(bad in lowered for bad in _FORBIDDEN_IN_PATH):
         raise BadRequest("the request path contains characters that are not allowed")
+    # "..;x" is ".." to servers that strip matrix parameters (Envoy CVE-2021-29492 class).
     segments = path.split("/")
-    if any(seg in (".", "..") for seg in segments):
+    if any(seg.partition(";")[0] in (".", "..") for seg in segments):
         raise BadRequest("the request path contains dot segments")
     return path
 
 
-def passthrough_headers(client: Mapping[str, str], provider: Provider) -> CIMultiDict[str]:
-    """Client headers minus hop-by-hop and credentials, plus the provider's own credentials."""
+def _connection_tokens(headers: Mapping[str, str]) -> set[str]:
+    """Header names listed in `Connection` (hop-by-hop by declaration, RFC 9110 7.6.1)."""
+    getall = getattr(headers, "getall", None)
+    values = getall("Connection", ()) if getall else [headers.get("Connection", "")]
+    return {t.strip().lower() for v in values for t in v.split(",") if t.strip()}
+
+
+def passthrough_headers(
+    client: Mapping[str, str], provider: Provider, content_length: int | None = None
+) -> CIMultiDict[str]:
+    """Client headers minus hop-by-hop and credentials, plus the provider's own credentials.
+
+    `content_length` is kept for a streamed body, so the upstream sees a length-delimited
+    request rather than a chunked one.
+    """
+    named = _connection_tokens(client)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in client.items():
         lower = name.lower()
-        if lower in HOP_BY_HOP or lower in CLIENT_CREDENTIAL_HEADERS or lower.startswith("x-forwarded"):
+        if lower in _DROP_FROM_REQUEST or lower in named or lower.startswith(_DROP_PREFIXES):
             continue
         out.add(name, value)
     for name, value in provider.base_headers.items():
         out[name] = value
+    if content_length is not None:
+        out["Content-Length"] = str(content_length)
     return out
 
 
 def response_headers(upstream: Mapping[str, str]) -> CIMultiDict[str]:
     """Upstream response headers safe to hand to the client."""
+    named = _connection_tokens(upstream)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in upstream.items():
-        if name.lower() not in _DROP_FROM_RESPONSE:
+        lower = name.lower()
+        if lower not in _DROP_FROM_RESPONSE and lower not in named:
             out.add(name, value)
     return out
+
+
+class PassthroughBody:
+    """A client body streamed to the upstream chunk by chunk, never buffered whole.
+
+    A declared Content-Length above `limit` is refused before anything is sent; a chunked
+    body is counted as it flows and cut off at `limit` (`exceeded` then tells the relay
+    to answer 413). `limit` 0 means no cap. While it flows, the provider's first-byte
+    deadline restarts with every chunk, so a slow upload is not mistaken for a slow provider.
+    """
+
+    def __init__(self, content: StreamReader, content_length: int | None, limit: int) -> None:
+        if limit and content_length is not None and content_length > limit:
+            raise PayloadTooLarge(f"request body is larger than server.max_passthrough_bytes ({limit})")
+        self._content = content
+        self.limit = limit
+        self.sent = 0
+        self.exceeded = False
+        self._deadline: asyncio.Timeout | None = None
+        self._deadline_seconds = 0.0
+
+    def push_back(self, deadline: asyncio.Timeout, seconds: float) -> None:
+        """Restart `deadline` (the provider's first-byte time) with every chunk sent."""
+        self._deadline, self._deadline_seconds = deadline, seconds
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        async for chunk in self._content.iter_any():
+            self.sent += len(chunk)
+            if self.limit and self.sent > self.limit:
+                self.exceeded = True
+                raise PayloadTooLarge(f"request body is larger than server.max_passthrough_bytes ({self.limit})")
+            if self._deadline is not None:
+                self._deadline.reschedule(loop.time() + self._deadline_seconds)
+            yield chunk
 
 
 def request_id_headers(upstream: Mapping[str, str]) -> dict[str, str]:

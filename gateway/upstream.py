@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -10,10 +11,13 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from .config import ServerConfig
-from .errors import UpstreamTimeout, UpstreamUnreachable
+from .errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from .providers import Provider
 
-__all__ = ["make_session", "open_upstream"]
+__all__ = ["WS_CLOSE_TIMEOUT", "WS_HEARTBEAT", "make_session", "open_upstream", "open_upstream_websocket"]
+
+WS_HEARTBEAT = 20.0  # seconds between pings on both legs of a relayed WebSocket
+WS_CLOSE_TIMEOUT = 5.0  # how long a close waits for the peer's close frame
 
 
 def make_session(server: ServerConfig) -> aiohttp.ClientSession:
@@ -43,16 +47,63 @@ async def open_upstream(
     url: URL,
     headers: CIMultiDict[str],
     data: Any,
+    *,
+    on_deadline: Callable[[asyncio.Timeout, float], None] | None = None,
 ) -> aiohttp.ClientResponse:
-    """Send the request and wait for the response head within the first-byte deadline."""
+    """Send the request and wait for the response head within the first-byte deadline.
+
+    `on_deadline` receives that deadline, so a body still being streamed can push it
+    back as it flows: the provider's first-byte time then counts from the last chunk.
+    """
     try:
-        async with asyncio.timeout(provider.timeouts.first_byte):
+        async with asyncio.timeout(provider.timeouts.first_byte) as deadline:
+            if on_deadline is not None:
+                on_deadline(deadline, provider.timeouts.first_byte)
             return await session.request(
                 method, url, headers=headers, data=data, timeout=timeout, allow_redirects=False
             )
     except TimeoutError:
         # aiohttp's connect timeouts are TimeoutError subclasses too.
         raise UpstreamTimeout(f'provider "{provider.name}" did not answer in time') from None
+    except aiohttp.ClientConnectorError:
+        raise UpstreamUnreachable(f'provider "{provider.name}" is unreachable') from None
+    except (aiohttp.ClientError, OSError):
+        raise UpstreamUnreachable(f'provider "{provider.name}" closed the connection') from None
+
+
+async def open_upstream_websocket(
+    session: aiohttp.ClientSession,
+    provider: Provider,
+    url: URL,
+    headers: CIMultiDict[str],
+    protocols: tuple[str, ...],
+    max_msg_size: int,
+) -> aiohttp.ClientWebSocketResponse[bool]:
+    """Complete the upstream WebSocket handshake within the first-byte deadline, or raise 502/504."""
+    try:
+        async with asyncio.timeout(provider.timeouts.first_byte):
+            return await session.ws_connect(
+                url,
+                headers=headers,
+                protocols=protocols,
+                heartbeat=WS_HEARTBEAT,
+                max_msg_size=max_msg_size,
+                compress=0,
+                autoclose=True,
+                autoping=True,
+                decode_text=False,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=WS_CLOSE_TIMEOUT),
+            )
+    except TimeoutError:
+        raise UpstreamTimeout(f'provider "{provider.name}" did not accept the realtime connection in time') from None
+    except aiohttp.WSServerHandshakeError as exc:
+        if exc.status == 429:
+            retry = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "retry-after"}
+            raise UpstreamError(f'provider "{provider.name}" is rate limiting realtime connections',
+                                status=429, error_type="rate_limit_error", headers=retry) from None
+        raise UpstreamUnreachable(
+            f'provider "{provider.name}" refused the realtime connection (HTTP {exc.status})'
+        ) from None
     except aiohttp.ClientConnectorError:
         raise UpstreamUnreachable(f'provider "{provider.name}" is unreachable') from None
     except (aiohttp.ClientError, OSError):

@@ -33,6 +33,14 @@ class Usage:
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    def add(self, other: Usage) -> None:
+        """Add another record's counts (a realtime session sums its responses)."""
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cached_tokens += other.cached_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+
     # --- readers -------------------------------------------------------------
     @classmethod
     def from_chat(cls, u: dict[str, Any]) -> Usage:

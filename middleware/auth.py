@@ -9,16 +9,19 @@ from aiohttp.typedefs import Handler
 
 from gateway.errors import Unauthorized
 from gateway.exchange import EXCHANGE, STATE
+from gateway.realtime_subprotocols import subprotocol_api_key
 
 __all__ = ["authenticate", "client_key"]
 
 
 def client_key(request: web.Request) -> str:
-    """The key a client presented: Bearer token, x-api-key or api-key header."""
-    auth = request.headers.get("Authorization", "")
+    """The key a client presented: Bearer token, x-api-key, api-key, or (browsers, WebSocket
+    only) an `openai-insecure-api-key.<key>` entry in Sec-WebSocket-Protocol."""
+    headers = request.headers
+    auth = headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
-    return request.headers.get("x-api-key", "") or request.headers.get("api-key", "")
+    return headers.get("x-api-key", "") or headers.get("api-key", "") or subprotocol_api_key(headers)
 
 
 @web.middleware

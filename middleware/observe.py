@@ -1,4 +1,5 @@
-"""Observability: one access-log line per request with route, model, status, timing and usage."""
+"""Observability: usage into accounting, and one access-log line per request with route,
+model, status, timing and usage."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway.accounting import ACCOUNTING
 from gateway.exchange import EXCHANGE, STATE, Exchange
 
 __all__ = ["observe", "set_access_log_writer"]
@@ -45,11 +47,17 @@ def _record(request: web.Request, ex: Exchange, status: int) -> dict[str, object
     }
 
 
+def _account(request: web.Request, ex: Exchange) -> None:
+    """Hand the exchange's usage to accounting, unless it was recorded as it happened."""
+    if ex.usage is not None and not ex.usage_accounted:
+        provider = ex.provider.name if ex.provider is not None else ""
+        request.app[ACCOUNTING].record(ex.identity, ex.model, provider, ex.usage)
+        ex.usage_accounted = True
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     mode = request.app[STATE].config.observability.access_log
-    if mode == "off":
-        return await handler(request)
     status = 499
     try:
         response = await handler(request)
@@ -58,6 +66,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     finally:
         ex = request.get(EXCHANGE)
         if ex is not None:
+            _account(request, ex)
+        if ex is not None and mode != "off":
             rec = _record(request, ex, status)
             if mode == "json":
                 line = orjson.dumps(rec) + b"\n"

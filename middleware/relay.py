@@ -11,17 +11,19 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway.errors import GatewayError, NotFound, UpstreamError
+from gateway.errors import GatewayError, NotFound, PayloadTooLarge, UpstreamError
 from gateway.exchange import EXCHANGE, SESSION, STATE, Exchange
 from gateway.formats.codecs import Codec, StreamTranslator, sanitize_error_body
 from gateway.listing import list_models
 from gateway.passthrough import (
+    PassthroughBody,
     check_passthrough_path,
     passthrough_headers,
     request_id_headers,
     response_headers,
 )
 from gateway.providers import Provider
+from gateway.realtime import relay_realtime
 from gateway.routes import MODELS, PASSTHROUGH, REALTIME
 from gateway.sse import SSEError, SSEParser, encode_event
 from gateway.upstream import open_upstream
@@ -47,7 +49,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if ex.route == PASSTHROUGH:
         return await _passthrough(request, ex, provider)
     if ex.route == REALTIME:
-        raise NotFound("the realtime route is not available yet", code="unsupported_route")
+        return await relay_realtime(request, ex, provider)
     codec = ex.codec
     assert codec is not None and ex.body is not None
     if codec.local is not None:
@@ -158,16 +160,32 @@ async def _stream(
 
 
 async def _passthrough(request: web.Request, ex: Exchange, provider: Provider) -> web.StreamResponse:
+    """Relay method, path, query and body unchanged, streaming both ways."""
     if provider.in_process:
         raise NotFound(f"no route for {request.method} {request.path[:200]}", code="unknown_route")
     path = check_passthrough_path(request.raw_path)
     url = provider.passthrough_url(path, request.query_string)
-    headers: CIMultiDict[str] = passthrough_headers(request.headers, provider)
-    data = ex.raw_body if request.body_exists else None
-    resp = await open_upstream(
-        request.app[SESSION], provider, request.app[STATE].client_timeouts[provider.name],
-        request.method, url, headers, data,
-    )
+    streamed: PassthroughBody | None = None
+    data: Any = None
+    if ex.body_read:
+        data = ex.raw_body
+    elif request.body_exists:
+        limit = request.app[STATE].config.server.max_passthrough_bytes
+        streamed = PassthroughBody(request.content, request.content_length, limit)
+        data = streamed.chunks()
+    headers: CIMultiDict[str] = passthrough_headers(
+        request.headers, provider, request.content_length if streamed is not None else None)
+    try:
+        resp = await open_upstream(
+            request.app[SESSION], provider, request.app[STATE].client_timeouts[provider.name],
+            request.method, url, headers, data,
+            on_deadline=streamed.push_back if streamed is not None else None,
+        )
+    except GatewayError:
+        if streamed is not None and streamed.exceeded:
+            raise PayloadTooLarge(
+                f"request body is larger than server.max_passthrough_bytes ({streamed.limit})") from None
+        raise
     try:
         ex.upstream_status = resp.status
         if 300 <= resp.status < 400:
@@ -186,4 +204,3 @@ async def _passthrough(request: web.Request, ex: Exchange, provider: Provider) -
         return response
     finally:
         resp.close()
-

@@ -25,18 +25,21 @@ async def resolve_model(request: web.Request, handler: Handler) -> web.StreamRes
     if ex.route == REALTIME:
         model = request.query.get("model")
     elif ex.route == PASSTHROUGH:
-        if request.body_exists:
+        # `?model=` wins and leaves the body unread; only a JSON body is read (bounded by
+        # max_request_bytes) to find the model. Every other body is streamed by the relay.
+        model = request.query.get("model")
+        if model is None and request.body_exists and is_json_request(request):
+            check_charset(request)
             ex.raw_body = await request.read()
-            if is_json_request(request):
-                check_charset(request)
-                ex.body = parse_json_object(ex.raw_body)
-                model = ex.body.get("model")
-        model = model or request.query.get("model")
+            ex.body_read = True
+            ex.body = parse_json_object(ex.raw_body)
+            model = ex.body.get("model")
     else:
         if request.method != "POST":
             raise GatewayError(f"{request.method} is not allowed on this route; use POST", status=405)
         check_charset(request)
         ex.raw_body = await request.read()
+        ex.body_read = True
         ex.body = parse_json_object(ex.raw_body)
         model = ex.body.get("model")
         if model is None:

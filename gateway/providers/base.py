@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar, Protocol
 
+from aiohttp import WSMsgType
 from multidict import CIMultiDict
 from yarl import URL
 
 from ..config import ProviderConfig
 from ..errors import BadRequest
 
-__all__ = ["Provider", "HOP_BY_HOP", "CLIENT_CREDENTIAL_HEADERS"]
+__all__ = ["Provider", "RealtimeSocket", "HOP_BY_HOP", "CLIENT_CREDENTIAL_HEADERS"]
 
 HOP_BY_HOP = frozenset(
     {
@@ -29,6 +30,14 @@ HOP_BY_HOP = frozenset(
     }
 )
 CLIENT_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie"})
+
+
+class RealtimeSocket(Protocol):
+    """What the realtime relay needs from the provider side (aiohttp's client WebSocket fits)."""
+
+    async def receive(self) -> Any: ...
+    async def send_frame(self, message: bytes, opcode: WSMsgType) -> None: ...
+    async def close(self, *, code: int = ..., message: bytes = ...) -> bool: ...
 
 
 class Provider:
@@ -75,3 +84,15 @@ class Provider:
     def passthrough_relative_path(self, raw_path: str) -> str:
         """The part of the client path appended to the base URL (default: whole path)."""
         return raw_path
+
+    def realtime_headers(self, client_headers: Mapping[str, str]) -> CIMultiDict[str]:
+        """Headers for the upstream Realtime handshake: the provider's credentials, none of the client's."""
+        return CIMultiDict(self.base_headers)
+
+    def realtime_url(self, model: str, query: Mapping[str, str]) -> URL | None:
+        """The provider's Realtime WebSocket URL for `model`; None when it offers none."""
+        return None
+
+    def realtime_socket(self, model: str) -> RealtimeSocket | None:
+        """An in-process Realtime session for `model` (in-process providers only)."""
+        return None

@@ -22,9 +22,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..errors import BadRequest
 from ..sse import DONE_FRAME, encode_event
-from .base import Provider
+from .base import Provider, RealtimeSocket
 
-__all__ = ["MockProvider", "MockResponse"]
+__all__ = ["MockProvider", "MockResponse", "count_tokens", "reply_to"]
 
 _JSON = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
 _SSE = CIMultiDictProxy(CIMultiDict({"Content-Type": "text/event-stream"}))
@@ -81,7 +81,8 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-def _reply(last_user: str) -> str:
+def reply_to(last_user: str) -> str:
+    """The mock's answer: a fixed preamble echoing the first words of the last user message."""
     words = last_user.split()[:8]
     echo = " ".join(words) if words else "(empty prompt)"
     return f"This is the mock provider answering: {echo}"
@@ -109,6 +110,12 @@ class MockProvider(Provider):
             return self._embeddings(body)
         raise BadRequest(f"the mock provider does not serve {route}", status=404)
 
+    def realtime_socket(self, model: str) -> RealtimeSocket:
+        """A Realtime session answered in-process (text only)."""
+        from .mock_realtime import MockRealtimeSocket  # late: it imports this module's tokenizer
+
+        return MockRealtimeSocket(model)
+
     # --- chat completions ----------------------------------------------------
     def _chat(self, body: dict[str, Any]) -> MockResponse:
         messages = body.get("messages")
@@ -124,7 +131,7 @@ class MockProvider(Provider):
             if m.get("role") == "user":
                 last_user = text
         cap = body.get("max_completion_tokens", body.get("max_tokens"))
-        words, truncated = _limit(_reply(last_user).split(), cap)
+        words, truncated = _limit(reply_to(last_user).split(), cap)
         finish = "length" if truncated else "stop"
         usage = {
             "prompt_tokens": prompt_tokens,
@@ -181,7 +188,7 @@ class MockProvider(Provider):
             return _error(400, "input must be a string or an array", "input")
         if isinstance(body.get("instructions"), str):
             prompt_tokens += 3 + count_tokens(body["instructions"])
-        words, truncated = _limit(_reply(last_user).split(), body.get("max_output_tokens"))
+        words, truncated = _limit(reply_to(last_user).split(), body.get("max_output_tokens"))
         text = " ".join(words)
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         rid, mid = f"resp_mock{digest}", f"msg_mock{digest}"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
+
+from multidict import CIMultiDict
+from yarl import URL
 
 from .base import Provider
 
@@ -27,3 +31,18 @@ class OpenAIProvider(Provider):
         if version and raw_path.startswith(f"/{version}/"):
             return raw_path[len(version) + 1 :]
         return raw_path
+
+    def realtime_url(self, model: str, query: Mapping[str, str]) -> URL:
+        """`ws(s)://<base_url>/realtime?model=…`, as the official SDK builds it."""
+        scheme = "wss" if self.base_url.scheme == "https" else "ws"
+        params = {k: v for k, v in query.items() if k != "model"}
+        params["model"] = model
+        return self.base_url.with_scheme(scheme).with_path(self._base_path + "/realtime").with_query(params)
+
+    def realtime_headers(self, client_headers: Mapping[str, str]) -> CIMultiDict[str]:
+        """`OpenAI-Beta` (e.g. `realtime=v1`) goes upstream only when the client sent it."""
+        headers = CIMultiDict(self.base_headers)
+        beta = client_headers.get("OpenAI-Beta")
+        if beta:
+            headers["OpenAI-Beta"] = beta
+        return headers
