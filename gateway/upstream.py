@@ -59,7 +59,7 @@ async def open_upstream(
         async with asyncio.timeout(provider.timeouts.first_byte) as deadline:
             if on_deadline is not None:
                 on_deadline(deadline, provider.timeouts.first_byte)
-            return await session.request(
+            resp = await session.request(
                 method, url, headers=headers, data=data, timeout=timeout, allow_redirects=False
             )
     except TimeoutError:
@@ -69,6 +69,11 @@ async def open_upstream(
         raise UpstreamUnreachable(f'provider "{provider.name}" is unreachable') from None
     except (aiohttp.ClientError, OSError):
         raise UpstreamUnreachable(f'provider "{provider.name}" closed the connection') from None
+    if 300 <= resp.status < 400:
+        resp.close()
+        raise UpstreamError(f'provider "{provider.name}" answered with a redirect, which is not followed',
+                            status=502)
+    return resp
 
 
 async def open_upstream_websocket(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 import aiohttp
@@ -11,7 +10,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway.errors import GatewayError, NotFound, PayloadTooLarge, UpstreamError
+from gateway.errors import GatewayError, NotFound, PayloadTooLarge
 from gateway.exchange import EXCHANGE, SESSION, STATE, Exchange
 from gateway.formats.codecs import Codec, StreamTranslator, sanitize_error_body
 from gateway.listing import list_models
@@ -29,8 +28,6 @@ from gateway.sse import SSEError, SSEParser, encode_event
 from gateway.upstream import open_upstream
 
 __all__ = ["dispatch"]
-
-log = logging.getLogger("gateway")
 
 MAX_ERROR_BODY = 1024 * 1024
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -61,7 +58,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         resp = await open_upstream(
             request.app[SESSION],
             provider,
-            request.app[STATE].client_timeouts[provider.name],
+            state.client_timeouts[provider.name],
             "POST",
             provider.urls[codec.upstream_route],
             provider.request_headers(request.headers),
@@ -96,9 +93,6 @@ async def _read_body(resp: Any, provider: Provider, limit: int | None = None) ->
 
 
 async def _error(resp: Any, ex: Exchange, codec: Codec, provider: Provider) -> web.Response:
-    if 300 <= resp.status < 400:
-        raise UpstreamError(f'provider "{provider.name}" answered with a redirect, which is not followed',
-                            status=502)
     raw = sanitize_error_body(await _read_body(resp, provider, MAX_ERROR_BODY), provider.api_key)
     status, body = codec.error(resp.status, raw)
     headers = {k: v for k, v in resp.headers.items() if k.lower() in ("retry-after", "retry-after-ms")}
@@ -188,9 +182,6 @@ async def _passthrough(request: web.Request, ex: Exchange, provider: Provider) -
         raise
     try:
         ex.upstream_status = resp.status
-        if 300 <= resp.status < 400:
-            raise UpstreamError(f'provider "{provider.name}" answered with a redirect, which is not followed',
-                                status=502)
         response = web.StreamResponse(status=resp.status, headers=response_headers(resp.headers))
         await response.prepare(request)
         try:

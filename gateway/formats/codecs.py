@@ -33,7 +33,7 @@ from .chat_to_anthropic import (
 from .native import ChatStreamRelay, MessagesStreamRelay, ResponsesStreamRelay
 from .token_estimate import estimate_messages_tokens
 
-__all__ = ["Codec", "StreamTranslator", "register_codec", "select_codec", "sanitize_error_body"]
+__all__ = ["Codec", "StreamTranslator", "select_codec", "sanitize_error_body"]
 
 
 class StreamTranslator(Protocol):
@@ -66,10 +66,6 @@ class Codec:
     wants_include_usage: bool = False
     # Answered by the gateway itself (no upstream call): body -> JSON response bytes.
     local: Callable[[dict[str, Any]], bytes] | None = None
-
-    @property
-    def translates(self) -> bool:
-        return self.request is not None
 
 
 def _usage_reader(read: Callable[[dict[str, Any]], Usage]) -> Callable[[bytes], tuple[bytes, Usage]]:
@@ -186,11 +182,6 @@ _CODECS[(CHAT, "anthropic")] = Codec(
 _CODECS[(MESSAGES, "openai")] = Codec(
     CHAT, ANTHROPIC, _messages_to_chat_request, _translating(Usage.from_chat, chat_response_to_messages),
     _chat_to_messages_stream, chat_error_to_anthropic)
-
-
-def register_codec(route: str, family: str, codec: Codec) -> None:
-    """Add a translated pair (format modules call this)."""
-    _CODECS[(route, family)] = codec
 
 
 def select_codec(route: str, family: str) -> Codec:

@@ -17,11 +17,6 @@ _KINDS: dict[str, type[Provider]] = {
 }
 
 
-def register_kind(kind: str, cls: type[Provider]) -> None:
-    """Make a provider kind available (used by provider modules added later)."""
-    _KINDS[kind] = cls
-
-
 def build_provider(cfg: ProviderConfig) -> Provider:
     """Instantiate the provider class for `cfg.kind`."""
     return _KINDS[cfg.kind](cfg)
