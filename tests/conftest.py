@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
@@ -28,18 +28,23 @@ def access_log() -> list[bytes]:
     return lines
 
 
+FakeT = TypeVar("FakeT")
+
+
+async def serve_fake(aiohttp_server: Any, fake: FakeT) -> FakeT:
+    """Start a fake upstream's app on loopback; its TestServer becomes `fake.server`."""
+    fake.server = await aiohttp_server(fake.app)  # type: ignore[attr-defined]
+    return fake
+
+
 @pytest.fixture
 async def fake_openai(aiohttp_server: Any) -> FakeOpenAI:
-    fake = FakeOpenAI()
-    fake.server = await aiohttp_server(fake.app)
-    return fake
+    return await serve_fake(aiohttp_server, FakeOpenAI())
 
 
 @pytest.fixture
 async def fake_anthropic(aiohttp_server: Any) -> FakeAnthropic:
-    fake = FakeAnthropic()
-    fake.server = await aiohttp_server(fake.app)
-    return fake
+    return await serve_fake(aiohttp_server, FakeAnthropic())
 
 
 def base_config(upstream_url: str, **extra: Any) -> dict[str, Any]:

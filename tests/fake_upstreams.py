@@ -19,6 +19,11 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
 
+    @classmethod
+    async def of(cls, request: web.Request) -> Recorded:
+        """Everything the fake received, body included."""
+        return cls(request.method, request.path, request.query_string, dict(request.headers), await request.read())
+
     def json(self) -> Any:
         return orjson.loads(self.body)
 
@@ -59,8 +64,7 @@ class FakeOpenAI:
         self.app.router.add_route("*", "/{tail:.*}", self.echo)
 
     async def _record(self, request: web.Request) -> Recorded:
-        rec = Recorded(request.method, request.path, request.query_string, dict(request.headers),
-                       await request.read())
+        rec = await Recorded.of(request)
         self.requests.append(rec)
         return rec
 
@@ -221,8 +225,7 @@ class FakeAnthropic:
         self.app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
 
     async def _record(self, request: web.Request) -> Recorded:
-        rec = Recorded(request.method, request.path, request.query_string, dict(request.headers),
-                       await request.read())
+        rec = await Recorded.of(request)
         self.requests.append(rec)
         return rec
 

@@ -25,7 +25,7 @@ from gateway.accounting import ACCOUNTING
 from gateway.config import load_config
 from gateway.realtime import REALTIME_SESSIONS
 from gateway.realtime_policy import CLIENT, REALTIME_POLICIES, SERVER, PolicyViolation, RealtimeEvent
-from tests.conftest import UPSTREAM_KEY, GatewayFactory, base_config
+from tests.conftest import UPSTREAM_KEY, GatewayFactory, base_config, serve_fake
 from tests.fake_realtime import FakeRealtime
 
 REALTIME = "/v1/realtime?model=gpt-realtime"
@@ -35,9 +35,7 @@ SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "gateway.toml"
 
 @pytest.fixture
 async def fake_rt(aiohttp_server: Any) -> FakeRealtime:
-    fake = FakeRealtime()
-    fake.server = await aiohttp_server(fake.app)
-    return fake
+    return await serve_fake(aiohttp_server, FakeRealtime())
 
 
 def rt_config(fake: FakeRealtime, **extra: Any) -> dict[str, Any]:
