@@ -30,7 +30,7 @@ from .chat_to_anthropic import (
     chat_request_to_messages,
     messages_response_to_chat,
 )
-from .native import ChatStreamRelay, MessagesStreamRelay, ResponsesStreamRelay
+from .native import ChatStreamRelay, MessagesStreamRelay, ResponsesStreamRelay, loads_or_none
 from .token_estimate import estimate_messages_tokens
 
 __all__ = ["Codec", "StreamTranslator", "select_codec", "sanitize_error_body"]
@@ -70,10 +70,7 @@ class Codec:
 
 def _usage_reader(read: Callable[[dict[str, Any]], Usage]) -> Callable[[bytes], tuple[bytes, Usage]]:
     def response(body: bytes) -> tuple[bytes, Usage]:
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return body, Usage()
+        obj = loads_or_none(body)
         usage = obj.get("usage") if isinstance(obj, dict) else None
         return body, read(usage) if isinstance(usage, dict) else Usage()
 
@@ -82,10 +79,7 @@ def _usage_reader(read: Callable[[dict[str, Any]], Usage]) -> Callable[[bytes], 
 
 def _openai_error(status: int, body: bytes) -> tuple[int, bytes]:
     """Keep an OpenAI-shaped upstream error; wrap anything else."""
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        obj = None
+    obj = loads_or_none(body)
     if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
         return status, body
     message = f"upstream returned HTTP {status}"
@@ -95,10 +89,7 @@ def _openai_error(status: int, body: bytes) -> tuple[int, bytes]:
 
 def _anthropic_error(status: int, body: bytes) -> tuple[int, bytes]:
     """Keep an Anthropic-shaped upstream error; wrap anything else."""
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        obj = None
+    obj = loads_or_none(body)
     if isinstance(obj, dict) and obj.get("type") == "error" and isinstance(obj.get("error"), dict):
         return status, body
     err = {"type": anthropic_error_type(status), "message": f"upstream returned HTTP {status}"}

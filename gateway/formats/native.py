@@ -17,6 +17,7 @@ from ..sse import DONE_FRAME, SSEEvent, encode_event
 from ..usage import Usage
 
 __all__ = [
+    "loads_or_none",
     "ChatStreamRelay",
     "MessagesStreamRelay",
     "ResponsesStreamRelay",
@@ -28,7 +29,8 @@ __all__ = [
 CUT_MESSAGE = "upstream stream ended before it was complete"
 
 
-def _loads(data: bytes) -> Any:
+def loads_or_none(data: bytes) -> Any:
+    """Parsed JSON, or None when `data` is not JSON (upstream bytes are untrusted)."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -94,7 +96,7 @@ class ChatStreamRelay(_Relay):
             self.done = True
             return [] if self.raw else [DONE_FRAME]
         if (b'"usage"' in data and b'"usage":null' not in data) or b'"error"' in data:
-            obj = _loads(data)
+            obj = loads_or_none(data)
             if isinstance(obj, dict):
                 if obj.get("error") is not None:
                     self.failed = True
@@ -130,11 +132,11 @@ class ResponsesStreamRelay(_Relay):
         self._seq += 1
         name = event.event
         if not name and b'"type":"response.' in event.data:
-            obj = _loads(event.data)
+            obj = loads_or_none(event.data)
             name = obj.get("type", "") if isinstance(obj, dict) else ""
         if name in _RESPONSES_TERMINAL:
             self.done = True
-            obj = _loads(event.data)
+            obj = loads_or_none(event.data)
             response = obj.get("response") if isinstance(obj, dict) else None
             if isinstance(response, dict) and isinstance(response.get("usage"), dict):
                 self.usage = Usage.from_responses(response["usage"])
@@ -160,13 +162,13 @@ class MessagesStreamRelay(_Relay):
     def feed(self, event: SSEEvent) -> list[bytes]:
         name = event.event
         if name == "message_start":
-            obj = _loads(event.data)
+            obj = loads_or_none(event.data)
             msg = obj.get("message") if isinstance(obj, dict) else None
             if isinstance(msg, dict) and isinstance(msg.get("usage"), dict):
                 self._usage_raw.update(msg["usage"])
                 self.usage = Usage.from_anthropic(self._usage_raw)
         elif name == "message_delta":
-            obj = _loads(event.data)
+            obj = loads_or_none(event.data)
             if isinstance(obj, dict) and isinstance(obj.get("usage"), dict):
                 self._usage_raw.update({k: v for k, v in obj["usage"].items() if v is not None})
                 self.usage = Usage.from_anthropic(self._usage_raw)
