@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from middleware import CHAIN
+from middleware import build_chain
+from middleware.observe import flush_access_log
 from middleware.relay import dispatch
 
-from .accounting import ACCOUNTING, Accounting
+from .accounting import ACCOUNTING
 from .config import Config
 from .exchange import SESSION, STATE
 from .gateway_state import build_state
@@ -24,9 +25,10 @@ __all__ = ["build_app"]
 
 def build_app(config: Config) -> web.Application:
     """The gateway application: typed state, the middleware chain, one catch-all handler."""
-    app = web.Application(middlewares=CHAIN, client_max_size=config.server.max_request_bytes)
-    app[STATE] = build_state(config)
-    app[ACCOUNTING] = Accounting()
+    state = build_state(config)
+    app = web.Application(middlewares=build_chain(state), client_max_size=config.server.max_request_bytes)
+    app[STATE] = state
+    app[ACCOUNTING] = app[STATE].accounting
     app[REALTIME_SESSIONS] = weakref.WeakSet()
     app[REALTIME_POLICIES] = []  # register realtime policies here before the app starts
     install_log_redaction()
@@ -37,6 +39,8 @@ def build_app(config: Config) -> web.Application:
         await app[SESSION].close()
 
     app.cleanup_ctx.append(upstream_session)
+    if config.observability.access_log != "off":
+        app.cleanup_ctx.append(flush_access_log)
     app.on_shutdown.append(close_realtime_sessions)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

@@ -13,7 +13,7 @@ from .routes import MESSAGES, MODELS, TOKEN_COUNT
 
 if TYPE_CHECKING:
     from .formats.codecs import Codec
-    from .gateway_state import GatewayState
+    from .gateway_state import GatewayState, ModelMatcher
     from .model_router import ModelRoute
     from .providers import Provider
     from .usage import Usage
@@ -47,7 +47,7 @@ class Exchange:
     usage_accounted: bool = False  # already recorded (realtime records each response.done)
     upstream_status: int = 0
     identity: str = ""
-    allowed_models: tuple[str, ...] | None = None
+    model_allowed: ModelMatcher | None = None  # None: the key may use every model
     error: str = ""
 
 

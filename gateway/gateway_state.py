@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import re
+from collections.abc import Callable
 
 import aiohttp
 import attrs
 
+from .accounting import Accounting
 from .config import Config
 from .model_router import ModelRouter
 from .providers import Provider, build_provider
 from .routes import RouteTable
 
-__all__ = ["GatewayState", "build_state"]
+__all__ = ["GatewayState", "ModelMatcher", "build_state", "model_matcher"]
+
+ModelMatcher = Callable[[str], object]
+"""True-ish when a model name matches one of an API key's `models` patterns."""
+
+
+def model_matcher(patterns: list[str]) -> ModelMatcher | None:
+    """One precompiled matcher for glob `patterns`; None when "*" lets every model through."""
+    if "*" in patterns:
+        return None
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
 
 
 @attrs.define(eq=False)
@@ -24,7 +38,8 @@ class GatewayState:
     models: ModelRouter
     providers: dict[str, Provider]
     client_timeouts: dict[str, aiohttp.ClientTimeout]
-    api_keys: dict[str, tuple[str, tuple[str, ...]]]  # sha256 hex -> (key name, model patterns)
+    api_keys: dict[str, tuple[str, ModelMatcher | None]]  # sha256 hex -> (key name, model matcher)
+    accounting: Accounting = attrs.Factory(Accounting)  # this process's usage totals
     draining: bool = False
 
 
@@ -32,16 +47,17 @@ def build_state(config: Config) -> GatewayState:
     providers = {p.name: build_provider(p) for p in config.providers}
     timeouts = {
         name: aiohttp.ClientTimeout(
-            total=None, connect=p.timeouts.connect, sock_connect=p.timeouts.connect, sock_read=None
+            total=None, connect=p.timeouts.connect, sock_connect=p.timeouts.connect,
+            sock_read=p.timeouts.first_byte,
         )
         for name, p in providers.items()
     }
-    keys: dict[str, tuple[str, tuple[str, ...]]] = {}
+    keys: dict[str, tuple[str, ModelMatcher | None]] = {}
     for k in config.auth.keys:
         if k.key is not None:
-            keys[hashlib.sha256(k.key.value.encode()).hexdigest()] = (k.name, tuple(k.models))
+            keys[hashlib.sha256(k.key.value.encode()).hexdigest()] = (k.name, model_matcher(k.models))
         elif k.key_sha256 is not None:
-            keys[k.key_sha256] = (k.name, tuple(k.models))
+            keys[k.key_sha256] = (k.name, model_matcher(k.models))
     return GatewayState(
         config=config,
         routes=RouteTable(config.routes),

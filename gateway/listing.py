@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import time
 
 from aiohttp import web
@@ -28,9 +27,9 @@ def _anthropic_model(name: str) -> dict[str, object]:
 def list_models(state: GatewayState, ex: Exchange, request: web.Request) -> web.Response:
     """`/v1/models` and `/v1/models/{id}` from config, in the caller's format."""
     models = [(m.name, m.provider or "virtual") for m in state.models.listed]
-    if ex.allowed_models is not None:
-        allowed = ex.allowed_models
-        models = [(n, p) for n, p in models if any(fnmatch.fnmatchcase(n, pat) for pat in allowed)]
+    allowed = ex.model_allowed
+    if allowed is not None:
+        models = [(n, p) for n, p in models if allowed(n)]
     anthropic = ex.client_format == ANTHROPIC
     if ex.item:
         for name, provider in models:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["SSEError", "SSEEvent", "SSEParser", "encode_event", "DONE_FRAME"]
+__all__ = ["SSEError", "SSEEvent", "SSEParser", "encode_event", "parse_events", "DONE_FRAME"]
 
 DONE_FRAME = b"data: [DONE]\n\n"
 
@@ -30,15 +30,19 @@ class SSEEvent:
 class SSEParser:
     """Feed bytes, get complete events; `finish()` flags a cut-off final event."""
 
-    __slots__ = ("_buf", "_max", "last_complete")
+    __slots__ = ("_buf", "_max")
 
     def __init__(self, max_event_bytes: int = 16 * 1024 * 1024) -> None:
         self._buf = b""
         self._max = max_event_bytes
-        #: The bytes of the events completed by the last `feed` (valid SSE, LF line ends).
-        self.last_complete = b""
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """The events `chunk` completes."""
+        return parse_events(self.feed_block(chunk))
+
+    def feed_block(self, chunk: bytes) -> bytes:
+        """The bytes of the events `chunk` completes (valid SSE with LF line ends), unparsed;
+        the start of an unfinished event stays buffered."""
         buf = self._buf + chunk if self._buf else chunk
         if b"\r" in buf:
             # Normalise CRLF / CR line ends; keep a trailing CR pending since it
@@ -47,22 +51,14 @@ class SSEParser:
             if buf.endswith(b"\r"):
                 buf, tail = buf[:-1], b"\r"
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + tail
-        events: list[SSEEvent] = []
-        start = 0
-        while True:
-            end = buf.find(b"\n\n", start)
-            if end < 0:
-                break
-            event = _parse_block(buf[start:end])
-            if event is not None:
-                events.append(event)
-            start = end + 2
-        rest = buf[start:] if start else buf
-        self.last_complete = buf[:start]
+        end = buf.rfind(b"\n\n") + 2
+        if end == 1:  # no event is complete yet
+            end = 0
+        rest = buf[end:] if end else buf
         if len(rest) > self._max:
             raise SSEError("server-sent event exceeds the size limit")
         self._buf = rest
-        return events
+        return buf[:end]
 
     def finish(self) -> list[SSEEvent]:
         """Flush at end of stream; a final event without its blank line still counts."""
@@ -76,6 +72,17 @@ class SSEParser:
     def pending(self) -> bool:
         """True while part of an event is buffered."""
         return bool(self._buf.strip())
+
+
+def parse_events(block: bytes) -> list[SSEEvent]:
+    """The events in `block`, complete events as `SSEParser.feed_block` returns them."""
+    events: list[SSEEvent] = []
+    for part in block.split(b"\n\n"):
+        if part:
+            event = _parse_block(part)
+            if event is not None:
+                events.append(event)
+    return events
 
 
 def _parse_block(block: bytes) -> SSEEvent | None:
@@ -99,7 +106,9 @@ def _parse_block(block: bytes) -> SSEEvent | None:
 
 
 def encode_event(data: bytes, event: str = "") -> bytes:
-    """Frame one event; `data` must not contain newlines (JSON from orjson never does)."""
+    """Frame one event (data with newlines becomes one `data:` line per line)."""
+    if b"\n" in data:
+        data = data.replace(b"\n", b"\ndata: ")
     if event:
         return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
     return b"data: " + data + b"\n\n"

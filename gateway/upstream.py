@@ -21,7 +21,8 @@ WS_CLOSE_TIMEOUT = 5.0  # how long a close waits for the peer's close frame
 
 
 def make_session(server: ServerConfig) -> aiohttp.ClientSession:
-    """One pooled session for every provider: no redirects, no env proxies, bounded headers."""
+    """One pooled session for every provider: no redirects, no env proxies, no cookie jar
+    (a cookie one client's answer set must never ride along on another's request), bounded headers."""
     connector = aiohttp.TCPConnector(
         limit=server.max_upstream_connections,
         limit_per_host=0,
@@ -31,6 +32,7 @@ def make_session(server: ServerConfig) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector,
         trust_env=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=True,
         skip_auto_headers=("User-Agent",),
         max_line_size=16384,
@@ -52,16 +54,22 @@ async def open_upstream(
 ) -> aiohttp.ClientResponse:
     """Send the request and wait for the response head within the first-byte deadline.
 
-    `on_deadline` receives that deadline, so a body still being streamed can push it
-    back as it flows: the provider's first-byte time then counts from the last chunk.
+    The deadline is `timeout.sock_read`, which aiohttp starts once the body is sent. When
+    the body is still being streamed from the client, `on_deadline` also receives an
+    asyncio deadline to push back as the body flows, so a stalled upload fails too. Once
+    the head is in, every later read may wait at most the provider's idle time.
     """
     try:
-        async with asyncio.timeout(provider.timeouts.first_byte) as deadline:
-            if on_deadline is not None:
-                on_deadline(deadline, provider.timeouts.first_byte)
+        if on_deadline is None:
             resp = await session.request(
                 method, url, headers=headers, data=data, timeout=timeout, allow_redirects=False
             )
+        else:
+            async with asyncio.timeout(provider.timeouts.first_byte) as deadline:
+                on_deadline(deadline, provider.timeouts.first_byte)
+                resp = await session.request(
+                    method, url, headers=headers, data=data, timeout=timeout, allow_redirects=False
+                )
     except TimeoutError:
         # aiohttp's connect timeouts are TimeoutError subclasses too.
         raise UpstreamTimeout(f'provider "{provider.name}" did not answer in time') from None
@@ -73,6 +81,11 @@ async def open_upstream(
         resp.close()
         raise UpstreamError(f'provider "{provider.name}" answered with a redirect, which is not followed',
                             status=502)
+    connection = resp.connection
+    if connection is not None and connection.protocol is not None:
+        # aiohttp's own read timer (a TimeoutError from any later read) now counts idle time.
+        connection.protocol.read_timeout = provider.timeouts.idle
+        connection.protocol.start_timeout()
     return resp
 
 

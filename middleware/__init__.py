@@ -1,12 +1,18 @@
-"""The ordered request chain: detect → errors → auth → resolve → limits → policy → transform → relay.
+"""The ordered request chain: observe → detect → errors → auth → resolve → limits → policy → transform → relay.
 
 Each module is one aiohttp middleware with one job; they share state only through
-the request's typed `Exchange` record. `observe` wraps the whole chain.
+the request's typed `Exchange` record. Every slot is a factory called once per app
+with the gateway's state: it binds what it needs at start and returns None when it
+has nothing to do under this config, so a request never passes through a no-op.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp.typedefs import Middleware
+
+from gateway.gateway_state import GatewayState
 
 from .auth import authenticate
 from .detect import detect_route
@@ -17,9 +23,9 @@ from .policy import apply_policies
 from .resolve import resolve_model
 from .transform import transform
 
-__all__ = ["CHAIN"]
+__all__ = ["SLOTS", "build_chain"]
 
-CHAIN: tuple[Middleware, ...] = (
+SLOTS: tuple[Callable[[GatewayState], Middleware | None], ...] = (
     observe,
     detect_route,
     render_errors,
@@ -29,3 +35,8 @@ CHAIN: tuple[Middleware, ...] = (
     apply_policies,
     transform,
 )
+
+
+def build_chain(state: GatewayState) -> tuple[Middleware, ...]:
+    """The middlewares this config needs, in chain order."""
+    return tuple(m for m in (slot(state) for slot in SLOTS) if m is not None)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from gateway.errors import Unauthorized
-from gateway.exchange import EXCHANGE, STATE
+from gateway.exchange import EXCHANGE
+from gateway.gateway_state import GatewayState
 from gateway.realtime_subprotocols import subprotocol_api_key
 
 __all__ = ["authenticate", "client_key"]
@@ -24,15 +25,21 @@ def client_key(request: web.Request) -> str:
     return headers.get("x-api-key", "") or headers.get("api-key", "") or subprotocol_api_key(headers)
 
 
-@web.middleware
-async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    state = request.app[STATE]
+def authenticate(state: GatewayState) -> Middleware | None:
+    """The API-key check; None when `auth.mode` is "none"."""
     if state.config.auth.mode == "none":
+        return None
+    api_keys = state.api_keys
+    sha256 = hashlib.sha256
+
+    @web.middleware
+    async def check_api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
+        key = client_key(request)
+        found = api_keys.get(sha256(key.encode()).hexdigest()) if key else None
+        if found is None:
+            raise Unauthorized("missing or invalid API key", error_type="authentication_error")
+        ex = request[EXCHANGE]
+        ex.identity, ex.model_allowed = found
         return await handler(request)
-    key = client_key(request)
-    found = state.api_keys.get(hashlib.sha256(key.encode()).hexdigest()) if key else None
-    if found is None:
-        raise Unauthorized("missing or invalid API key", error_type="authentication_error")
-    ex = request[EXCHANGE]
-    ex.identity, ex.allowed_models = found
-    return await handler(request)
+
+    return check_api_key

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
-from gateway.exchange import EXCHANGE, STATE, Exchange, client_format_for
+from gateway.exchange import EXCHANGE, Exchange, client_format_for
+from gateway.gateway_state import GatewayState
 
 __all__ = ["detect_route"]
 
 
-@web.middleware
-async def detect_route(request: web.Request, handler: Handler) -> web.StreamResponse:
-    match = request.app[STATE].routes.match(request.path)
-    request[EXCHANGE] = Exchange(match.route, client_format_for(match.route, request.headers), match.item)
-    return await handler(request)
+def detect_route(state: GatewayState) -> Middleware:
+    """Start the request's Exchange with its route type and client format."""
+    match_route = state.routes.match
+
+    @web.middleware
+    async def detect(request: web.Request, handler: Handler) -> web.StreamResponse:
+        match = match_route(request.path)
+        request[EXCHANGE] = Exchange(match.route, client_format_for(match.route, request.headers), match.item)
+        return await handler(request)
+
+    return detect

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from gateway.errors import GatewayError
 from gateway.exchange import EXCHANGE
+from gateway.gateway_state import GatewayState
 
 __all__ = ["error_response", "render_errors"]
 
@@ -27,8 +28,13 @@ def error_response(err: GatewayError, fmt: str) -> web.Response:
     )
 
 
+def render_errors(state: GatewayState) -> Middleware:
+    """Every failure below this slot becomes an error response in the client's format."""
+    return _render_errors
+
+
 @web.middleware
-async def render_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _render_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     ex = request[EXCHANGE]
     try:
         return await handler(request)

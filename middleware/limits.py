@@ -1,13 +1,14 @@
-"""Limits slot: request and token rate limits plug in here (none configured yet)."""
+"""Limits slot: request and token rate limits plug in here."""
 
 from __future__ import annotations
 
-from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Middleware
+
+from gateway.gateway_state import GatewayState
 
 __all__ = ["enforce_limits"]
 
 
-@web.middleware
-async def enforce_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
-    return await handler(request)
+def enforce_limits(state: GatewayState) -> Middleware | None:
+    """The limits middleware; None while no rate limit can be configured (none is supported yet)."""
+    return None

@@ -3,27 +3,52 @@ model, status, timing and usage."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import orjson
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
-from gateway.accounting import ACCOUNTING
-from gateway.exchange import EXCHANGE, STATE, Exchange
+from gateway.exchange import EXCHANGE, Exchange
+from gateway.gateway_state import GatewayState
 
-__all__ = ["observe", "set_access_log_writer"]
+__all__ = ["flush_access_log", "observe", "set_access_log_writer"]
+
+FLUSH_INTERVAL = 1.0  # seconds an access-log line may wait in the stdout buffer
 
 _write: Callable[[bytes], object] = sys.stdout.buffer.write
+_flush: Callable[[], object] = sys.stdout.buffer.flush
 
 
-def set_access_log_writer(write: Callable[[bytes], object]) -> None:
+def set_access_log_writer(write: Callable[[bytes], object], flush: Callable[[], object] = lambda: None) -> None:
     """Redirect access-log lines (tests capture them)."""
-    global _write
-    _write = write
+    global _write, _flush
+    _write, _flush = write, flush
+
+
+def _flush_quietly() -> None:
+    with contextlib.suppress(OSError, ValueError):
+        _flush()
+
+
+async def flush_access_log(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: lines are buffered, and flushed every FLUSH_INTERVAL and at shutdown."""
+
+    async def flush_forever() -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            _flush_quietly()
+
+    task = asyncio.create_task(flush_forever())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    _flush_quietly()
 
 
 def _record(request: web.Request, ex: Exchange, status: int) -> dict[str, object]:
@@ -47,31 +72,36 @@ def _record(request: web.Request, ex: Exchange, status: int) -> dict[str, object
     }
 
 
-def _account(request: web.Request, ex: Exchange) -> None:
-    """Hand the exchange's usage to accounting, unless it was recorded as it happened."""
-    if ex.usage is not None and not ex.usage_accounted:
-        provider = ex.provider.name if ex.provider is not None else ""
-        request.app[ACCOUNTING].record(ex.identity, ex.model, provider, ex.usage)
-        ex.usage_accounted = True
+def _json_line(rec: dict[str, object]) -> bytes:
+    return orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
 
 
-@web.middleware
-async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    mode = request.app[STATE].config.observability.access_log
-    status = 499
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    finally:
-        ex = request.get(EXCHANGE)
-        if ex is not None:
-            _account(request, ex)
-        if ex is not None and mode != "off":
-            rec = _record(request, ex, status)
-            if mode == "json":
-                line = orjson.dumps(rec) + b"\n"
-            else:
-                line = (" ".join(f"{k}={v}" for k, v in rec.items() if v is not None) + "\n").encode()
-            with contextlib.suppress(OSError, ValueError):
-                _write(line)
+def _text_line(rec: dict[str, object]) -> bytes:
+    return (" ".join(f"{k}={v}" for k, v in rec.items() if v is not None) + "\n").encode()
+
+
+def observe(state: GatewayState) -> Middleware:
+    """Outermost slot: records usage and writes the access-log line once the exchange ends."""
+    mode = state.config.observability.access_log
+    render = None if mode == "off" else _json_line if mode == "json" else _text_line
+    record_usage = state.accounting.record
+
+    @web.middleware
+    async def observe_exchange(request: web.Request, handler: Handler) -> web.StreamResponse:
+        status = 499
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        finally:
+            ex = request.get(EXCHANGE)
+            if ex is not None:
+                if ex.usage is not None and not ex.usage_accounted:
+                    provider = ex.provider.name if ex.provider is not None else ""
+                    record_usage(ex.identity, ex.model, provider, ex.usage)
+                    ex.usage_accounted = True
+                if render is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        _write(render(_record(request, ex, status)))
+
+    return observe_exchange

@@ -1,13 +1,14 @@
-"""Policy slot: guardrails and prompt policies plug in here (none configured yet)."""
+"""Policy slot: guardrails and prompt policies plug in here."""
 
 from __future__ import annotations
 
-from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Middleware
+
+from gateway.gateway_state import GatewayState
 
 __all__ = ["apply_policies"]
 
 
-@web.middleware
-async def apply_policies(request: web.Request, handler: Handler) -> web.StreamResponse:
-    return await handler(request)
+def apply_policies(state: GatewayState) -> Middleware | None:
+    """The policy middleware; None while no guardrail can be configured (none is supported yet)."""
+    return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -12,7 +11,8 @@ from multidict import CIMultiDict
 
 from gateway.errors import GatewayError, NotFound, PayloadTooLarge
 from gateway.exchange import EXCHANGE, SESSION, STATE, Exchange
-from gateway.formats.codecs import Codec, StreamTranslator, sanitize_error_body
+from gateway.formats.codecs import Codec, sanitize_error_body
+from gateway.formats.stream_pipe import StreamPipe
 from gateway.listing import list_models
 from gateway.passthrough import (
     PassthroughBody,
@@ -24,7 +24,7 @@ from gateway.passthrough import (
 from gateway.providers import Provider
 from gateway.realtime import relay_realtime
 from gateway.routes import MODELS, PASSTHROUGH, REALTIME
-from gateway.sse import SSEError, SSEParser, encode_event
+from gateway.sse import SSEError
 from gateway.upstream import open_upstream
 
 __all__ = ["dispatch"]
@@ -79,11 +79,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 
 
 async def _read_body(resp: Any, provider: Provider, limit: int | None = None) -> bytes:
+    """The whole body (or its first `limit` bytes); the idle timeout is armed by open_upstream."""
     try:
-        async with asyncio.timeout(provider.timeouts.idle):
-            if limit is None:
-                return bytes(await resp.read())
-            return bytes(await resp.content.read(limit))
+        if limit is None:
+            return bytes(await resp.read())
+        return bytes(await resp.content.read(limit))
     except TimeoutError:
         raise GatewayError(f'provider "{provider.name}" stalled while sending its answer', status=504,
                            code="upstream_timeout") from None
@@ -105,50 +105,34 @@ async def _stream(
 ) -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
     await response.prepare(request)
-    translator: StreamTranslator = codec.stream(ex.model, ex.client_body or {}, ex.injected_usage)
-    parser = SSEParser()
-    content = resp.content
+    pipe = StreamPipe(codec.stream(ex.model, ex.client_body or {}, ex.injected_usage))
+    readany = resp.content.readany
     idle = provider.timeouts.idle
-    loop = asyncio.get_running_loop()
-    tail: list[bytes] = []
+    tail = b""
     try:
         try:
-            async with asyncio.timeout(None) as deadline:
-                while True:
-                    deadline.reschedule(loop.time() + idle)
-                    chunk = await content.readany()
-                    deadline.reschedule(None)
-                    if not chunk:
-                        break
-                    events = parser.feed(chunk)
-                    if not events:
-                        continue
-                    frames: list[bytes] = []
-                    for event in events:
-                        frames += translator.feed(event)
-                    out = parser.last_complete if translator.raw else b"".join(frames)
-                    if out:
-                        await response.write(out)
-                    if translator.failed or (translator.done and not translator.raw):
-                        break
-            for event in parser.finish():
-                got = translator.feed(event)
-                tail += [encode_event(event.data, event.event)] if translator.raw else got
-            tail += translator.finish()
+            # Reads wait at most `idle` (aiohttp's read timer, armed by open_upstream).
+            while chunk := await readany():
+                out = pipe.feed(chunk)
+                if out:
+                    await response.write(out)
+                if pipe.over:
+                    break
+            tail = pipe.finish()
         except TimeoutError:
-            tail += translator.fail(f'provider "{provider.name}" sent nothing for {idle:g}s', 504)
+            tail = pipe.fail(f'provider "{provider.name}" sent nothing for {idle:g}s', 504)
         except _UPSTREAM_BROKE:
-            tail += translator.fail(f'provider "{provider.name}" broke off the stream', 502)
+            tail = pipe.fail(f'provider "{provider.name}" broke off the stream', 502)
         except SSEError as exc:
-            tail += translator.fail(f'provider "{provider.name}" sent an invalid stream: {exc}', 502)
+            tail = pipe.fail(f'provider "{provider.name}" sent an invalid stream: {exc}', 502)
         if tail:
-            await response.write(b"".join(tail))
+            await response.write(tail)
         await response.write_eof()
     except _CLIENT_GONE:
         ex.error = "client disconnected"
     finally:
-        ex.usage = translator.usage
-        if translator.failed:
+        ex.usage = pipe.translator.usage
+        if pipe.translator.failed:
             ex.error = ex.error or "stream failed"
     return response
 

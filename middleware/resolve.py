@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import fnmatch
-
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from gateway.errors import BadRequest, GatewayError, NotFound
-from gateway.exchange import EXCHANGE, STATE
+from gateway.exchange import EXCHANGE, Exchange
+from gateway.gateway_state import GatewayState
 from gateway.request_body import check_charset, is_json_request, parse_json_object
 from gateway.routes import MODELS, PASSTHROUGH, REALTIME
 
 __all__ = ["resolve_model"]
 
 
-@web.middleware
-async def resolve_model(request: web.Request, handler: Handler) -> web.StreamResponse:
-    ex = request[EXCHANGE]
-    if ex.route == MODELS:
-        return await handler(request)
-    state = request.app[STATE]
-    model: object = None
+async def _requested_model(request: web.Request, ex: Exchange) -> object:
+    """The model the request names (None when a passthrough request names none); reads the body."""
     if ex.route == REALTIME:
-        model = request.query.get("model")
-    elif ex.route == PASSTHROUGH:
+        return request.query.get("model")
+    if ex.route == PASSTHROUGH:
         # `?model=` wins and leaves the body unread; only a JSON body is read (bounded by
         # max_request_bytes) to find the model. Every other body is streamed by the relay.
         model = request.query.get("model")
@@ -33,33 +27,47 @@ async def resolve_model(request: web.Request, handler: Handler) -> web.StreamRes
             ex.raw_body = await request.read()
             ex.body_read = True
             ex.body = parse_json_object(ex.raw_body)
-            model = ex.body.get("model")
-    else:
-        if request.method != "POST":
-            raise GatewayError(f"{request.method} is not allowed on this route; use POST", status=405)
-        check_charset(request)
-        ex.raw_body = await request.read()
-        ex.body_read = True
-        ex.body = parse_json_object(ex.raw_body)
-        model = ex.body.get("model")
-        if model is None:
-            raise BadRequest("the request names no model: set the \"model\" field", param="model")
+            return ex.body.get("model")
+        return model
+    if request.method != "POST":
+        raise GatewayError(f"{request.method} is not allowed on this route; use POST", status=405)
+    check_charset(request)
+    ex.raw_body = await request.read()
+    ex.body_read = True
+    ex.body = parse_json_object(ex.raw_body)
+    model = ex.body.get("model")
+    if model is None:
+        raise BadRequest("the request names no model: set the \"model\" field", param="model")
+    return model
 
-    if ex.route == PASSTHROUGH and model is None:
-        route = state.models.fallback
+
+def resolve_model(state: GatewayState) -> Middleware:
+    """Find the model a request names and the route that serves it."""
+    models = state.models
+
+    @web.middleware
+    async def resolve(request: web.Request, handler: Handler) -> web.StreamResponse:
+        ex = request[EXCHANGE]
+        if ex.route == MODELS:
+            return await handler(request)
+        model = await _requested_model(request, ex)
+        if ex.route == PASSTHROUGH and model is None:
+            fallback = models.fallback
+            if fallback is None:
+                raise NotFound(f"no route for {request.method} {request.path[:200]}", code="unknown_route")
+            ex.model_route = fallback
+            return await handler(request)
+        if not isinstance(model, str) or not model:
+            raise BadRequest('"model" must be a non-empty string', param="model")
+        ex.model = model
+        route = models.resolve(model)
         if route is None:
-            raise NotFound(f"no route for {request.method} {request.path[:200]}", code="unknown_route")
+            raise NotFound(f"model \"{model[:200]}\" is not served by this gateway", code="model_not_found",
+                           param="model")
+        if ex.model_allowed is not None and not ex.model_allowed(model):
+            raise GatewayError(f"this API key may not use model \"{model[:200]}\"", status=403,
+                               code="model_not_allowed")
         ex.model_route = route
         return await handler(request)
-    if not isinstance(model, str) or not model:
-        raise BadRequest('"model" must be a non-empty string', param="model")
-    ex.model = model
-    route = state.models.resolve(model)
-    if route is None:
-        raise NotFound(f"model \"{model[:200]}\" is not served by this gateway", code="model_not_found",
-                       param="model")
-    if ex.allowed_models is not None and not any(fnmatch.fnmatchcase(model, p) for p in ex.allowed_models):
-        raise GatewayError(f"this API key may not use model \"{model[:200]}\"", status=403,
-                           code="model_not_allowed")
-    ex.model_route = route
-    return await handler(request)
+
+    return resolve

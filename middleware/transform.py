@@ -4,56 +4,63 @@ and translate the body into the provider's format. Untouched bodies are not re-s
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from gateway.errors import BadRequest
-from gateway.exchange import EXCHANGE, STATE
+from gateway.exchange import EXCHANGE
 from gateway.formats.codecs import select_codec
+from gateway.gateway_state import GatewayState
 from gateway.routes import MODELS, PASSTHROUGH, REALTIME
 
 __all__ = ["transform"]
 
 
-@web.middleware
-async def transform(request: web.Request, handler: Handler) -> web.StreamResponse:
-    ex = request[EXCHANGE]
-    if ex.route == MODELS or ex.model_route is None:
-        return await handler(request)
-    state = request.app[STATE]
-    provider = state.providers[ex.model_route.provider]
-    ex.provider = provider
-    if ex.route in (PASSTHROUGH, REALTIME):
-        return await handler(request)
+def transform(state: GatewayState) -> Middleware:
+    """Pick provider and codec, then shape the body for the provider."""
+    providers = state.providers
+    default_max_tokens = state.config.server.default_max_tokens
 
-    body = ex.body
-    assert body is not None
-    ex.client_body = body
-    route = ex.model_route
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise BadRequest('"stream" must be true or false', param="stream")
-    ex.stream = stream
-    codec = select_codec(ex.route, provider.family)
-    ex.codec = codec
+    @web.middleware
+    async def shape_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+        ex = request[EXCHANGE]
+        if ex.route == MODELS or ex.model_route is None:
+            return await handler(request)
+        provider = providers[ex.model_route.provider]
+        ex.provider = provider
+        if ex.route in (PASSTHROUGH, REALTIME):
+            return await handler(request)
 
-    if route.rewrites_body:
-        body = dict(body)
-        for key, value in route.defaults.items():
-            body.setdefault(key, value)
-        body.update(route.overrides)
-        body["model"] = route.upstream_name(ex.model)
-        ex.body_changed = True
-    if codec.request is not None:
-        body = codec.request(body, state.config.server.default_max_tokens)
-        ex.body_changed = True
-    if stream and codec.wants_include_usage:
-        opts = body.get("stream_options")
-        if not (isinstance(opts, dict) and opts.get("include_usage") is True):
-            # Ask upstream for usage; the relay strips the extra chunk again.
-            if not ex.body_changed:
-                body = dict(body)
-            body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+        body = ex.body
+        assert body is not None
+        ex.client_body = body
+        route = ex.model_route
+        stream = body.get("stream", False)
+        if not isinstance(stream, bool):
+            raise BadRequest('"stream" must be true or false', param="stream")
+        ex.stream = stream
+        codec = select_codec(ex.route, provider.family)
+        ex.codec = codec
+
+        if route.rewrites_body:
+            body = dict(body)
+            for key, value in route.defaults.items():
+                body.setdefault(key, value)
+            body.update(route.overrides)
+            body["model"] = route.upstream_name(ex.model)
             ex.body_changed = True
-            ex.injected_usage = True
-    ex.body = body
-    return await handler(request)
+        if codec.request is not None:
+            body = codec.request(body, default_max_tokens)
+            ex.body_changed = True
+        if stream and codec.wants_include_usage:
+            opts = body.get("stream_options")
+            if not (isinstance(opts, dict) and opts.get("include_usage") is True):
+                # Ask upstream for usage; the relay strips the extra chunk again.
+                if not ex.body_changed:
+                    body = dict(body)
+                body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+                ex.body_changed = True
+                ex.injected_usage = True
+        ex.body = body
+        return await handler(request)
+
+    return shape_request

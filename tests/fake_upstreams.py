@@ -40,6 +40,7 @@ class Behaviour:
     chunk_delay: float = 0.0
     reset_after_chunks: int | None = None  # abort the connection mid-stream
     stall_after_chunks: int | None = None  # stop sending but keep the connection open
+    stall_body: bool = False  # non-streaming: send the head and half the body, then nothing
     hold_last: asyncio.Event | None = None  # wait for this before the final chunks
     redirect_to: str | None = None
     tool_calls: list[dict[str, str]] = attrs.Factory(list)  # [{"name", "arguments"}] answered as tool calls
@@ -98,12 +99,19 @@ class FakeOpenAI:
             message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
             if calls:
                 message["tool_calls"] = calls
-            return web.json_response({
+            answer = orjson.dumps({
                 "id": cid, "object": "chat.completion", "created": created, "model": model,
                 "system_fingerprint": "fp_fake",
                 "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
                 "usage": b.usage,
             })
+            if b.stall_body:
+                resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+                resp.content_length = len(answer)
+                await resp.prepare(request)
+                await resp.write(answer[: len(answer) // 2])
+                await asyncio.sleep(3600)
+            return web.Response(body=answer, content_type="application/json")
         include_usage = (body.get("stream_options") or {}).get("include_usage") is True
         base: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
                                 "system_fingerprint": "fp_fake"}

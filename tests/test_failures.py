@@ -111,6 +111,46 @@ async def test_upstream_first_byte_timeout_is_504(gateway: TestServer, fake_open
     assert time.monotonic() - started < 10
 
 
+async def test_cookies_set_by_an_upstream_are_never_sent_back(make_gateway: GatewayFactory,
+                                                              fake_openai: FakeOpenAI) -> None:
+    # By name, not IP: a cookie jar would keep cookies for "localhost" (it ignores IP hosts).
+    gateway = await make_gateway(base_config(f"http://localhost:{fake_openai.server.port}/v1"))
+    fake_openai.behaviour.status = 429
+    fake_openai.behaviour.error_headers = {"Set-Cookie": "session=from-upstream; Path=/"}
+    status, _, _ = await post(gateway, CHAT, b'{"model": "gpt-4o", "messages": []}')
+    assert status == 429
+    fake_openai.behaviour.status = 200
+    status, _, _ = await post(gateway, CHAT, b'{"model": "gpt-4o", "messages": []}')
+    assert status == 200
+    assert "Cookie" not in fake_openai.requests[-1].headers
+
+
+def idle_config(upstream_url: str) -> dict[str, Any]:
+    """A long first-byte time and a short idle time: which one a stall hits tells them apart."""
+    cfg = base_config(upstream_url)
+    cfg["providers"][0]["timeouts"] = {"connect": 2, "first_byte": 60, "idle": 0.5}
+    return cfg
+
+
+async def test_upstream_stalling_mid_body_is_504_after_the_idle_time(
+        make_gateway: GatewayFactory, fake_openai: FakeOpenAI) -> None:
+    fake_openai.behaviour.stall_body = True
+    gw = await make_gateway(idle_config(str(fake_openai.server.make_url("/v1"))))
+    started = time.monotonic()
+    status, _, body = await post(gw, CHAT, b'{"model": "gpt-4o", "messages": []}')
+    assert status == 504 and "stalled" in assert_openai_error(body)["message"]
+    assert time.monotonic() - started < 10  # the idle time, not the 60 s first-byte time
+
+
+async def test_stream_stall_is_cut_after_the_idle_time(make_gateway: GatewayFactory, fake_openai: FakeOpenAI) -> None:
+    fake_openai.behaviour.stall_after_chunks = 2
+    gw = await make_gateway(idle_config(str(fake_openai.server.make_url("/v1"))))
+    started = time.monotonic()
+    events = await read_sse(gw, STREAM)
+    assert time.monotonic() - started < 10
+    assert events[-1].startswith(b'data: {"error"') and b"sent nothing" in events[-1]
+
+
 @pytest.mark.parametrize("status", [400, 401, 429, 500, 503])
 async def test_upstream_errors_are_relayed_with_their_status(gateway: TestServer, fake_openai: FakeOpenAI,
                                                              openai_clients: SDKClients, status: int) -> None:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from gateway.sse import SSEError, SSEEvent, SSEParser
+from gateway.sse import SSEError, SSEEvent, SSEParser, encode_event, parse_events
 
 WIRE = (b": comment\n\nevent: message_start\ndata: {\"a\":1}\n\n"
         b"data: line one\ndata: line two\n\n"
@@ -48,12 +48,19 @@ def test_random_splits_give_the_same_events() -> None:
         assert parse_in_pieces(WIRE, cuts) == EXPECTED
 
 
-def test_last_complete_holds_only_complete_events() -> None:
+def test_feed_block_returns_only_complete_events() -> None:
     parser = SSEParser()
-    parser.feed(b"data: 1\n\ndata: 2")
-    assert parser.last_complete == b"data: 1\n\n"
-    parser.feed(b"\n\n")
-    assert parser.last_complete == b"data: 2\n\n"
+    assert parser.feed_block(b"data: 1\n\ndata: 2") == b"data: 1\n\n"
+    assert parser.feed_block(b"\n") == b""
+    assert parser.feed_block(b"\ndata: 3\r\n\r") == b"data: 2\n\n"  # the CR may start a CRLF
+    assert parser.feed_block(b"\n") == b"data: 3\n\n"
+    assert not parser.pending
+
+
+def test_multiline_data_is_framed_line_by_line() -> None:
+    frame = encode_event(b'{\n"a": 1\n}', "delta")
+    assert frame == b'event: delta\ndata: {\ndata: "a": 1\ndata: }\n\n'
+    assert parse_events(frame) == [SSEEvent("delta", b'{\n"a": 1\n}')]
 
 
 def test_unterminated_final_event_is_flushed_by_finish() -> None:

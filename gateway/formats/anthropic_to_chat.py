@@ -470,6 +470,10 @@ class ChatToMessagesStream:
         self._tools: dict[int, _ToolCall] = {}
 
     # --- public API -----------------------------------------------------------------
+    def passes(self, block: bytes) -> bool:
+        """Every event is translated: no block passes untouched."""
+        return False
+
     def feed(self, event: SSEEvent) -> list[bytes]:
         """Translate one upstream chunk (or `[DONE]`); returns zero or more frames."""
         if self.failed or self.done:

@@ -603,6 +603,10 @@ class MessagesToChatStream:
         self._usage_head = b"data: " + header + b',"choices":[],"usage":'
 
     # --- public API -----------------------------------------------------------------
+    def passes(self, block: bytes) -> bool:
+        """Every event is translated: no block passes untouched."""
+        return False
+
     def feed(self, event: SSEEvent) -> list[bytes]:
         """Translate one upstream event; returns zero or more frames."""
         if self.failed or self.done:

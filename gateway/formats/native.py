@@ -2,8 +2,11 @@
 
 Each is a small sans-IO state machine with the translator contract:
 `feed(event) -> list[bytes]`, `finish() -> list[bytes]`, `fail(message, status) -> list[bytes]`,
-plus `usage`, `done`, `failed` and `raw` (True: the relay writes the upstream's own
-bytes of complete events and `feed` returns nothing).
+`passes(block) -> bool`, plus `usage`, `done`, `failed` and `raw` (True: the relay writes the
+upstream's own bytes of complete events and `feed` returns nothing).
+
+`passes` is the fast path: a block of complete events that holds none of the few events a
+relay must read (usage, the end, an error) is written as it is, without being parsed.
 """
 
 from __future__ import annotations
@@ -65,6 +68,9 @@ class _Relay:
         self.failed = False
         self.raw = True
 
+    def passes(self, block: bytes) -> bool:
+        raise NotImplementedError
+
     def finish(self) -> list[bytes]:
         if self.done or self.failed:
             return []
@@ -89,6 +95,12 @@ class ChatStreamRelay(_Relay):
         super().__init__()
         self.strip_usage = strip_usage
         self.raw = not strip_usage
+
+    def passes(self, block: bytes) -> bool:
+        if b"[DONE]" in block or b'"error"' in block:
+            return False
+        usages = block.count(b'"usage"')
+        return usages == 0 or usages == block.count(b'"usage":null')
 
     def feed(self, event: SSEEvent) -> list[bytes]:
         data = event.data
@@ -117,6 +129,8 @@ class ChatStreamRelay(_Relay):
 _RESPONSES_TERMINAL = frozenset(
     {"response.completed", "response.incomplete", "response.failed", "response.done"}
 )
+_RESPONSES_MARKERS = (*(name.encode() for name in _RESPONSES_TERMINAL), b"error")
+_MESSAGES_MARKERS = (b"message_start", b"message_delta", b"message_stop", b"error")
 
 
 class ResponsesStreamRelay(_Relay):
@@ -127,6 +141,12 @@ class ResponsesStreamRelay(_Relay):
     def __init__(self) -> None:
         super().__init__()
         self._seq = 0
+
+    def passes(self, block: bytes) -> bool:
+        if any(marker in block for marker in _RESPONSES_MARKERS):
+            return False
+        self._seq += block.count(b"\n\n")
+        return True
 
     def feed(self, event: SSEEvent) -> list[bytes]:
         self._seq += 1
@@ -158,6 +178,9 @@ class MessagesStreamRelay(_Relay):
     def __init__(self) -> None:
         super().__init__()
         self._usage_raw: dict[str, Any] = {}
+
+    def passes(self, block: bytes) -> bool:
+        return not any(marker in block for marker in _MESSAGES_MARKERS)
 
     def feed(self, event: SSEEvent) -> list[bytes]:
         name = event.event

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 import pytest
 
-from gateway.sse import SSEEvent, SSEParser
+from gateway.formats.codecs import StreamTranslator
+from gateway.formats.stream_pipe import StreamPipe
+from gateway.sse import SSEParser
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "formats"
-
-
-class Translator(Protocol):
-    def feed(self, event: SSEEvent) -> list[bytes]: ...
-    def finish(self) -> list[bytes]: ...
 
 
 def fixture_cases(subdir: str) -> list[Any]:
@@ -39,17 +36,12 @@ def _chunks(raw: bytes, byte_at_a_time: bool) -> Iterator[bytes]:
         yield raw[i : i + 1]
 
 
-def run_stream(translator: Translator, raw: bytes, *, byte_at_a_time: bool) -> list[bytes]:
-    """Feed raw upstream SSE through SSEParser into `translator`, then end the stream."""
-    parser = SSEParser()
-    frames: list[bytes] = []
-    for chunk in _chunks(raw, byte_at_a_time):
-        for event in parser.feed(chunk):
-            frames.extend(translator.feed(event))
-    for event in parser.finish():
-        frames.extend(translator.feed(event))
-    frames.extend(translator.finish())
-    return frames
+def run_stream(translator: StreamTranslator, raw: bytes, *, byte_at_a_time: bool) -> list[bytes]:
+    """Feed raw upstream SSE through the relay's StreamPipe, end the stream, and split what
+    the client would receive into its events."""
+    pipe = StreamPipe(translator)
+    out = b"".join(pipe.feed(chunk) for chunk in _chunks(raw, byte_at_a_time)) + pipe.finish()
+    return [frame + b"\n\n" for frame in out.split(b"\n\n") if frame]
 
 
 def decode_frames(frames: list[bytes]) -> list[Any]:

@@ -1,0 +1,55 @@
+"""One upstream event stream to one client stream: an SSE parser feeding a translator (sans-IO)."""
+
+from __future__ import annotations
+
+from ..sse import SSEParser, encode_event, parse_events
+from .codecs import StreamTranslator
+from .native import loads_or_none
+
+__all__ = ["StreamPipe"]
+
+
+class StreamPipe:
+    """Feed the upstream's chunks as they arrive; get the bytes to send the client."""
+
+    __slots__ = ("parser", "translator")
+
+    def __init__(self, translator: StreamTranslator) -> None:
+        self.parser = SSEParser()
+        self.translator = translator
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The client bytes for one upstream chunk (empty while an event is incomplete)."""
+        block = self.parser.feed_block(chunk)
+        if not block:
+            return b""
+        translator = self.translator
+        if translator.passes(block):
+            return block
+        frames: list[bytes] = []
+        for event in parse_events(block):
+            frames += translator.feed(event)
+        return block if translator.raw else b"".join(frames)
+
+    @property
+    def over(self) -> bool:
+        """Nothing more from upstream can be relayed (failed, or a translated stream ended)."""
+        translator = self.translator
+        return translator.failed or (translator.done and not translator.raw)
+
+    def finish(self) -> bytes:
+        """The upstream ended: a final event left without its blank line (relayed as it is only when
+        its data is whole), then the closing frames."""
+        translator = self.translator
+        tail: list[bytes] = []
+        for event in self.parser.finish():
+            frames = translator.feed(event)
+            if not translator.raw:
+                tail += frames
+            elif event.data == b"[DONE]" or loads_or_none(event.data) is not None:
+                tail.append(encode_event(event.data, event.event))  # whole, only its blank line was missing
+        return b"".join(tail + translator.finish())
+
+    def fail(self, message: str, status: int) -> bytes:
+        """The stream cannot go on: the error frame in the client's format (once)."""
+        return b"".join(self.translator.fail(message, status))

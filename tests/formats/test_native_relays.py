@@ -1,0 +1,125 @@
+"""Same-format stream relays through the relay's StreamPipe: bytes pass untouched (the
+fast path skips parsing blocks with nothing to read), usage, ends and errors are still seen.
+
+The upstream wires are the translator fixtures' inputs: Chat Completions streams from
+anthropic_to_chat/, Anthropic Messages streams from chat_to_anthropic/.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.formats.native import ChatStreamRelay, MessagesStreamRelay, ResponsesStreamRelay
+from gateway.formats.stream_pipe import StreamPipe
+from gateway.sse import DONE_FRAME, parse_events
+from tests.formats.helpers import fixture_cases, run_stream
+
+
+def _complete_part(raw: bytes) -> bytes:
+    """The input's complete events as the relay writes them (LF line ends)."""
+    text = raw.replace(b"\r\n", b"\n")
+    return text[: text.rfind(b"\n\n") + 2]
+
+
+def _relayed(relay: Any, raw: bytes) -> bytes:
+    whole = b"".join(run_stream(relay, raw, byte_at_a_time=False))
+    split = b"".join(run_stream(type(relay)(), raw, byte_at_a_time=True))
+    assert split == whole
+    return whole
+
+
+def _assert_ending(extra: bytes, raw: bytes, relay: Any, case: dict[str, Any]) -> None:
+    """A cut stream (no end, no upstream error) gets one error frame; any other gets nothing."""
+    assert relay.failed == case["state"]["failed"]
+    if not case["state"]["failed"]:
+        assert relay.done == case["state"]["done"] and extra == b""
+    elif b"error" in raw:
+        assert extra == b""  # the upstream's own error event was relayed
+    else:
+        *before, last = parse_events(extra)
+        assert b'"error"' in last.data and last.event in ("", "error")
+        assert all(e.data == b"[DONE]" or orjson.loads(e.data) for e in before)  # no half event relayed
+
+
+@pytest.mark.parametrize("case", fixture_cases("anthropic_to_chat/streams"))
+def test_chat_stream_passes_untouched_and_reads_usage_and_end(case: dict[str, Any]) -> None:
+    raw = case["in"].encode()
+    relay = ChatStreamRelay()
+    out = _relayed(relay, raw)
+    assert out.startswith(_complete_part(raw))
+    _assert_ending(out[len(_complete_part(raw)):], raw, relay, case)
+    assert relay.usage.to_anthropic() == case["state"]["usage"]
+
+
+@pytest.mark.parametrize("case", fixture_cases("chat_to_anthropic/streams"))
+def test_messages_stream_passes_untouched_and_reads_usage_and_end(case: dict[str, Any]) -> None:
+    raw = case["in"].encode()
+    relay = MessagesStreamRelay()
+    out = _relayed(relay, raw)
+    assert out.startswith(_complete_part(raw))
+    _assert_ending(out[len(_complete_part(raw)):], raw, relay, case)
+    assert relay.usage.to_chat() == case["state"]["usage"]
+
+
+def test_injected_usage_chunk_is_dropped_and_the_rest_passes() -> None:
+    case = next(p.values[0] for p in fixture_cases("anthropic_to_chat/streams")
+                if p.id == "text_with_usage_chunk")
+    raw = case["in"].encode()
+    relay = ChatStreamRelay(strip_usage=True)
+    frames = run_stream(relay, raw, byte_at_a_time=False)
+    assert frames == run_stream(ChatStreamRelay(strip_usage=True), raw, byte_at_a_time=True)
+    kept = [f for f in frames if f != DONE_FRAME]
+    upstream = [f + b"\n\n" for f in _complete_part(raw).split(b"\n\n") if f]
+    usage_only = [f for f in upstream if b'"usage":{' in f and b'"choices":[]' in f]
+    assert len(usage_only) == 1 and usage_only[0] not in frames
+    assert kept == [f for f in upstream if f not in usage_only and f != DONE_FRAME]
+    assert frames[-1] == DONE_FRAME
+    assert relay.usage.to_anthropic() == case["state"]["usage"]
+
+
+RESPONSES_WIRE = b"".join(
+    f"event: {name}\ndata: ".encode() + orjson.dumps({"type": name, "sequence_number": i, **data}) + b"\n\n"
+    for i, (name, data) in enumerate([
+        ("response.created", {"response": {"id": "resp_1", "status": "in_progress", "error": None}}),
+        ("response.output_text.delta", {"delta": "Hel"}),
+        ("response.output_text.delta", {"delta": "lo"}),
+        ("response.completed", {"response": {"id": "resp_1", "status": "completed", "error": None,
+                                             "usage": {"input_tokens": 7, "output_tokens": 2,
+                                                       "input_tokens_details": {"cached_tokens": 1},
+                                                       "output_tokens_details": {"reasoning_tokens": 0}}}}),
+    ])
+)
+
+
+def test_responses_stream_passes_untouched_and_reads_usage() -> None:
+    relay = ResponsesStreamRelay()
+    assert _relayed(relay, RESPONSES_WIRE) == RESPONSES_WIRE
+    assert relay.done and not relay.failed
+    assert (relay.usage.input_tokens, relay.usage.output_tokens, relay.usage.cached_tokens) == (7, 2, 1)
+
+
+def test_cut_responses_stream_ends_with_an_error_event_numbered_after_the_last() -> None:
+    cut = RESPONSES_WIRE[: RESPONSES_WIRE.index(b"event: response.completed")]
+    relay = ResponsesStreamRelay()
+    out = _relayed(relay, cut)
+    assert out.startswith(cut) and relay.failed
+    error = orjson.loads(out[len(cut):].split(b"data: ", 1)[1])
+    assert error["type"] == "error" and error["sequence_number"] == 3
+
+
+@pytest.mark.parametrize(("relay", "block", "passes"), [
+    (ChatStreamRelay(), b'data: {"choices":[{"delta":{"content":"hi"}}],"usage":null}\n\n', True),
+    (ChatStreamRelay(), b'data: {"choices":[],"usage":{"prompt_tokens":1}}\n\n', False),
+    (ChatStreamRelay(), b"data: [DONE]\n\n", False),
+    (ChatStreamRelay(), b'data: {"error":{"message":"x"}}\n\n', False),
+    (MessagesStreamRelay(), b'event: content_block_delta\ndata: {"type":"content_block_delta"}\n\n', True),
+    (MessagesStreamRelay(), b'event: message_delta\ndata: {"type":"message_delta"}\n\n', False),
+    (ResponsesStreamRelay(), b'event: response.output_text.delta\ndata: {"delta":"x"}\n\n', True),
+    (ResponsesStreamRelay(), b'event: error\ndata: {"type":"error"}\n\n', False),
+])
+def test_fast_path_skips_only_blocks_with_nothing_to_read(relay: Any, block: bytes, passes: bool) -> None:
+    assert relay.passes(block) is passes
+    assert StreamPipe(relay).feed(block) == block
