@@ -8,9 +8,12 @@ arrive and yields complete events; it is fuzz-tested against every split.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import attrs
 
-__all__ = ["SSEError", "SSEEvent", "SSEParser", "encode_event", "parse_events", "DONE_FRAME"]
+__all__ = ["SSEError", "SSEEvent", "SSEParser", "encode_event", "marked_events", "parse_event", "parse_events",
+           "translate_block", "DONE_FRAME"]
 
 DONE_FRAME = b"data: [DONE]\n\n"
 
@@ -65,7 +68,7 @@ class SSEParser:
         rest, self._buf = self._buf.rstrip(b"\r\n"), b""
         if not rest:
             return []
-        event = _parse_block(rest.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
+        event = parse_event(rest.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
         return [event] if event is not None else []
 
     @property
@@ -79,13 +82,38 @@ def parse_events(block: bytes) -> list[SSEEvent]:
     events: list[SSEEvent] = []
     for part in block.split(b"\n\n"):
         if part:
-            event = _parse_block(part)
+            event = parse_event(part)
             if event is not None:
                 events.append(event)
     return events
 
 
-def _parse_block(block: bytes) -> SSEEvent | None:
+def translate_block(feed: Callable[[SSEEvent], list[bytes]], block: bytes) -> bytes:
+    """Every event of `block` (complete events) through `feed`, the frames joined."""
+    frames: list[bytes] = []
+    for event in parse_events(block):
+        frames += feed(event)
+    return b"".join(frames)
+
+
+def marked_events(block: bytes, marks: Iterable[bytes]) -> list[tuple[int, int]]:
+    """(start, end) of each event in `block` (complete events) holding one of the literal
+    `marks`, once each, in order; `block[start:end]` is the event without its blank line."""
+    spans: dict[int, int] = {}
+    for mark in marks:
+        pos = block.find(mark)
+        while pos >= 0:
+            start = block.rfind(b"\n\n", 0, pos) + 2
+            end = block.find(b"\n\n", pos)
+            if end < 0:
+                end = len(block)
+            spans[start if start > 1 else 0] = end
+            pos = block.find(mark, end)
+    return sorted(spans.items())
+
+
+def parse_event(block: bytes) -> SSEEvent | None:
+    """One event from its lines (LF line ends, no blank line); None when it carries no data."""
     if block.startswith(b"data: ") and b"\n" not in block:
         return SSEEvent("", block[6:])  # the common one-line case
     event = ""

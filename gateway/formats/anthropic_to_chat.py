@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from ..errors import BadRequest, anthropic_error_type
-from ..sse import SSEEvent, encode_event
+from ..sse import SSEEvent, encode_event, translate_block
 from ..usage import Usage
 from .chat_to_anthropic import tool_arguments_to_input
 
@@ -470,9 +470,9 @@ class ChatToMessagesStream:
         self._tools: dict[int, _ToolCall] = {}
 
     # --- public API -----------------------------------------------------------------
-    def passes(self, block: bytes) -> bool:
-        """Every event is translated: no block passes untouched."""
-        return False
+    def relay_block(self, block: bytes) -> bytes:
+        """Every event of the block translated."""
+        return translate_block(self.feed, block)
 
     def feed(self, event: SSEEvent) -> list[bytes]:
         """Translate one upstream chunk (or `[DONE]`); returns zero or more frames."""

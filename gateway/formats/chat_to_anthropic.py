@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from ..errors import BadRequest, openai_error_type
-from ..sse import DONE_FRAME, SSEEvent, encode_event
+from ..sse import DONE_FRAME, SSEEvent, encode_event, translate_block
 from ..usage import Usage
 
 __all__ = [
@@ -603,9 +603,9 @@ class MessagesToChatStream:
         self._usage_head = b"data: " + header + b',"choices":[],"usage":'
 
     # --- public API -----------------------------------------------------------------
-    def passes(self, block: bytes) -> bool:
-        """Every event is translated: no block passes untouched."""
-        return False
+    def relay_block(self, block: bytes) -> bytes:
+        """Every event of the block translated."""
+        return translate_block(self.feed, block)
 
     def feed(self, event: SSEEvent) -> list[bytes]:
         """Translate one upstream event; returns zero or more frames."""

@@ -16,7 +16,6 @@ import orjson
 
 from ..errors import ANTHROPIC, OPENAI, BadRequest, UpstreamError, anthropic_error_type, openai_error_type
 from ..routes import CHAT, EMBEDDINGS, MESSAGES, RESPONSES, TOKEN_COUNT
-from ..sse import SSEEvent
 from ..usage import Usage
 from .anthropic_to_chat import (
     ChatToMessagesStream,
@@ -37,15 +36,19 @@ __all__ = ["Codec", "StreamTranslator", "select_codec", "sanitize_error_body"]
 
 
 class StreamTranslator(Protocol):
-    """The contract every stream relay/translator implements."""
+    """The contract every stream relay/translator implements.
+
+    `relay_block` takes a block of complete upstream events and returns the bytes for the
+    client; `finish` the closing frames once upstream ends, `fail` one error frame. `raw`
+    relays send the upstream's own bytes (and read on after the end); translators don't.
+    """
 
     usage: Usage
     done: bool
     failed: bool
     raw: bool
 
-    def feed(self, event: SSEEvent) -> list[bytes]: ...
-    def passes(self, block: bytes) -> bool: ...
+    def relay_block(self, block: bytes) -> bytes: ...
     def finish(self) -> list[bytes]: ...
     def fail(self, message: str, status: int = 502) -> list[bytes]: ...
 

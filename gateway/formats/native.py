@@ -1,22 +1,19 @@
 """Same-format stream relays: bytes pass through untouched while usage and endings are read.
 
-Each is a small sans-IO state machine with the translator contract:
-`feed(event) -> list[bytes]`, `finish() -> list[bytes]`, `fail(message, status) -> list[bytes]`,
-`passes(block) -> bool`, plus `usage`, `done`, `failed` and `raw` (True: the relay writes the
-upstream's own bytes of complete events and `feed` returns nothing).
-
-`passes` is the fast path: a block of complete events that holds none of the few events a
-relay must read (usage, the end, an error) is written as it is, without being parsed.
+Each is a small sans-IO state machine with the translator contract (`relay_block`,
+`finish`, `fail`, `usage`, `done`, `failed`, `raw`; see codecs.StreamTranslator). A block of
+complete events goes out as the upstream sent it; a precompiled pattern finds the few events a
+relay must read (usage, the end, an error), and only those are parsed.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
 from ..errors import anthropic_error_type, openai_error_type
-from ..sse import DONE_FRAME, SSEEvent, encode_event
+from ..sse import SSEEvent, encode_event, marked_events, parse_event
 from ..usage import Usage
 
 __all__ = [
@@ -60,7 +57,11 @@ def anthropic_error_frame(message: str, status: int = 502, error_type: str | Non
 
 
 class _Relay:
+    """Base of the same-format relays: the upstream's bytes go out as they came, and only
+    the events holding one of `_MARKS` (usage, the end, an error) are parsed and read."""
+
     __slots__ = ("done", "failed", "raw", "usage")
+    _MARKS: ClassVar[tuple[bytes, ...]]
 
     def __init__(self) -> None:
         self.usage = Usage()
@@ -68,8 +69,33 @@ class _Relay:
         self.failed = False
         self.raw = True
 
-    def passes(self, block: bytes) -> bool:
+    def relay_block(self, block: bytes) -> bytes:
+        """The bytes to send for a block of complete events (the block itself unless an
+        event is replaced)."""
+        out: list[bytes] = []
+        cursor = 0
+        for start, end in marked_events(block, self._marks(block)):
+            event = parse_event(block[start:end])
+            replacement = self.read(event) if event is not None else None
+            if replacement is not None:
+                out += (block[cursor:start], replacement)
+                cursor = end + 2
+        self._count(block)
+        if not out:
+            return block
+        out.append(block[cursor:])
+        return b"".join(out)
+
+    def _marks(self, block: bytes) -> tuple[bytes, ...]:
+        """What to look for in `block` (found by bytes.find, which beats any regex here)."""
+        return self._MARKS
+
+    def read(self, event: SSEEvent) -> bytes | None:
+        """Take what the gateway needs from one marked event; bytes replace it, None keeps it."""
         raise NotImplementedError
+
+    def _count(self, block: bytes) -> None:
+        """Called with each block once its marked events are read."""
 
     def finish(self) -> list[bytes]:
         if self.done or self.failed:
@@ -90,37 +116,43 @@ class ChatStreamRelay(_Relay):
     """Chat Completions chunks; optionally drops the usage chunk the gateway asked for."""
 
     __slots__ = ("strip_usage",)
+    _MARKS = (b"[DONE]", b'"error"')
 
     def __init__(self, *, strip_usage: bool = False) -> None:
         super().__init__()
         self.strip_usage = strip_usage
-        self.raw = not strip_usage
 
-    def passes(self, block: bytes) -> bool:
-        if b"[DONE]" in block or b'"error"' in block:
-            return False
+    def _marks(self, block: bytes) -> tuple[bytes, ...]:
+        # The end, an error, and a usage that is not null; every other chunk passes unparsed.
         usages = block.count(b'"usage"')
-        return usages == 0 or usages == block.count(b'"usage":null')
+        if not usages:
+            return self._MARKS
+        nulls = block.count(b'"usage":null')
+        if usages == nulls:
+            return self._MARKS
+        if usages == nulls + block.count(b'"usage":{'):
+            return (*self._MARKS, b'"usage":{')
+        return (*self._MARKS, b'"usage"')  # other spacing: read every chunk naming usage
 
-    def feed(self, event: SSEEvent) -> list[bytes]:
+    def read(self, event: SSEEvent) -> bytes | None:
         data = event.data
         if data == b"[DONE]":
             self.done = True
-            return [] if self.raw else [DONE_FRAME]
-        if (b'"usage"' in data and b'"usage":null' not in data) or b'"error"' in data:
-            obj = loads_or_none(data)
-            if isinstance(obj, dict):
-                if obj.get("error") is not None:
-                    self.failed = True
-                usage = obj.get("usage")
-                if isinstance(usage, dict):
-                    self.usage = Usage.from_chat(usage)
-                    if self.strip_usage:
-                        if not obj.get("choices"):
-                            return []
-                        del obj["usage"]
-                        return [encode_event(orjson.dumps(obj))]
-        return [] if self.raw else [encode_event(data, event.event)]
+            return None
+        obj = loads_or_none(data)
+        if not isinstance(obj, dict):
+            return None
+        if obj.get("error") is not None:
+            self.failed = True
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            self.usage = Usage.from_chat(usage)
+            if self.strip_usage:
+                if not obj.get("choices"):
+                    return b""
+                del obj["usage"]
+                return encode_event(orjson.dumps(obj))
+        return None
 
     def _error_frame(self, message: str, status: int) -> bytes:
         return chat_error_frame(message, status)
@@ -129,27 +161,22 @@ class ChatStreamRelay(_Relay):
 _RESPONSES_TERMINAL = frozenset(
     {"response.completed", "response.incomplete", "response.failed", "response.done"}
 )
-_RESPONSES_MARKERS = (*(name.encode() for name in _RESPONSES_TERMINAL), b"error")
-_MESSAGES_MARKERS = (b"message_start", b"message_delta", b"message_stop", b"error")
 
 
 class ResponsesStreamRelay(_Relay):
     """Responses API events; usage comes in the terminal event."""
 
     __slots__ = ("_seq",)
+    _MARKS = (*(name.encode() for name in _RESPONSES_TERMINAL), b"error")
 
     def __init__(self) -> None:
         super().__init__()
-        self._seq = 0
+        self._seq = 0  # events seen, for the sequence number of an error event of our own
 
-    def passes(self, block: bytes) -> bool:
-        if any(marker in block for marker in _RESPONSES_MARKERS):
-            return False
+    def _count(self, block: bytes) -> None:
         self._seq += block.count(b"\n\n")
-        return True
 
-    def feed(self, event: SSEEvent) -> list[bytes]:
-        self._seq += 1
+    def read(self, event: SSEEvent) -> bytes | None:
         name = event.event
         if not name and b'"type":"response.' in event.data:
             obj = loads_or_none(event.data)
@@ -164,7 +191,7 @@ class ResponsesStreamRelay(_Relay):
                 self.failed = True
         elif name == "error":
             self.failed = True
-        return []
+        return None
 
     def _error_frame(self, message: str, status: int) -> bytes:
         return responses_error_frame(message, status, self._seq)
@@ -174,15 +201,13 @@ class MessagesStreamRelay(_Relay):
     """Anthropic Messages events; usage from message_start and message_delta (cumulative)."""
 
     __slots__ = ("_usage_raw",)
+    _MARKS = (b"message_start", b"message_delta", b"message_stop", b"error")
 
     def __init__(self) -> None:
         super().__init__()
         self._usage_raw: dict[str, Any] = {}
 
-    def passes(self, block: bytes) -> bool:
-        return not any(marker in block for marker in _MESSAGES_MARKERS)
-
-    def feed(self, event: SSEEvent) -> list[bytes]:
+    def read(self, event: SSEEvent) -> bytes | None:
         name = event.event
         if name == "message_start":
             obj = loads_or_none(event.data)
@@ -199,7 +224,7 @@ class MessagesStreamRelay(_Relay):
             self.done = True
         elif name == "error":
             self.failed = True
-        return []
+        return None
 
     def _error_frame(self, message: str, status: int) -> bytes:
         return anthropic_error_frame(message, status)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..sse import SSEParser, encode_event, parse_events
+from ..sse import SSEParser, encode_event
 from .codecs import StreamTranslator
 from .native import loads_or_none
 
@@ -21,15 +21,7 @@ class StreamPipe:
     def feed(self, chunk: bytes) -> bytes:
         """The client bytes for one upstream chunk (empty while an event is incomplete)."""
         block = self.parser.feed_block(chunk)
-        if not block:
-            return b""
-        translator = self.translator
-        if translator.passes(block):
-            return block
-        frames: list[bytes] = []
-        for event in parse_events(block):
-            frames += translator.feed(event)
-        return block if translator.raw else b"".join(frames)
+        return self.translator.relay_block(block) if block else b""
 
     @property
     def over(self) -> bool:
@@ -38,16 +30,13 @@ class StreamPipe:
         return translator.failed or (translator.done and not translator.raw)
 
     def finish(self) -> bytes:
-        """The upstream ended: a final event left without its blank line (relayed as it is only when
-        its data is whole), then the closing frames."""
+        """The upstream ended: a final event left without its blank line (relayed by a raw
+        relay only when its data is whole), then the closing frames."""
         translator = self.translator
         tail: list[bytes] = []
         for event in self.parser.finish():
-            frames = translator.feed(event)
-            if not translator.raw:
-                tail += frames
-            elif event.data == b"[DONE]" or loads_or_none(event.data) is not None:
-                tail.append(encode_event(event.data, event.event))  # whole, only its blank line was missing
+            if not translator.raw or event.data == b"[DONE]" or loads_or_none(event.data) is not None:
+                tail.append(translator.relay_block(encode_event(event.data, event.event)))
         return b"".join(tail + translator.finish())
 
     def fail(self, message: str, status: int) -> bytes:

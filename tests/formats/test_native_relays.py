@@ -13,8 +13,7 @@ import orjson
 import pytest
 
 from gateway.formats.native import ChatStreamRelay, MessagesStreamRelay, ResponsesStreamRelay
-from gateway.formats.stream_pipe import StreamPipe
-from gateway.sse import DONE_FRAME, parse_events
+from gateway.sse import DONE_FRAME, marked_events, parse_events
 from tests.formats.helpers import fixture_cases, run_stream
 
 
@@ -110,16 +109,27 @@ def test_cut_responses_stream_ends_with_an_error_event_numbered_after_the_last()
     assert error["type"] == "error" and error["sequence_number"] == 3
 
 
-@pytest.mark.parametrize(("relay", "block", "passes"), [
-    (ChatStreamRelay(), b'data: {"choices":[{"delta":{"content":"hi"}}],"usage":null}\n\n', True),
-    (ChatStreamRelay(), b'data: {"choices":[],"usage":{"prompt_tokens":1}}\n\n', False),
-    (ChatStreamRelay(), b"data: [DONE]\n\n", False),
-    (ChatStreamRelay(), b'data: {"error":{"message":"x"}}\n\n', False),
-    (MessagesStreamRelay(), b'event: content_block_delta\ndata: {"type":"content_block_delta"}\n\n', True),
-    (MessagesStreamRelay(), b'event: message_delta\ndata: {"type":"message_delta"}\n\n', False),
-    (ResponsesStreamRelay(), b'event: response.output_text.delta\ndata: {"delta":"x"}\n\n', True),
-    (ResponsesStreamRelay(), b'event: error\ndata: {"type":"error"}\n\n', False),
+@pytest.mark.parametrize(("relay", "block", "seen"), [
+    (ChatStreamRelay(), b'data: {"choices":[{"delta":{"content":"\\"usage\\""}}],"usage":null}\n\n', ""),
+    (ChatStreamRelay(), b'data: {"choices":[],"usage":{"prompt_tokens":4}}\n\n', "usage"),
+    (ChatStreamRelay(), b'data: {"choices":[],"usage" : {"prompt_tokens":4}}\n\n', "usage"),
+    (ChatStreamRelay(), b"data: [DONE]\n\n", "done"),
+    (ChatStreamRelay(), b'data: {"error":{"message":"x"}}\n\n', "failed"),
+    (MessagesStreamRelay(), b'event: content_block_delta\ndata: {"type":"content_block_delta"}\n\n', ""),
+    (MessagesStreamRelay(), b'event: message_start\ndata: {"type":"message_start","message":'
+                            b'{"usage":{"input_tokens":4}}}\n\n', "usage"),
+    (MessagesStreamRelay(), b'event: message_stop\ndata: {"type":"message_stop"}\n\n', "done"),
+    (ResponsesStreamRelay(), b'event: response.output_text.delta\ndata: {"delta":"x"}\n\n', ""),
+    (ResponsesStreamRelay(), b'event: error\ndata: {"type":"error"}\n\n', "failed"),
 ])
-def test_fast_path_skips_only_blocks_with_nothing_to_read(relay: Any, block: bytes, passes: bool) -> None:
-    assert relay.passes(block) is passes
-    assert StreamPipe(relay).feed(block) == block
+def test_relay_reads_only_what_it_must_and_passes_every_byte(relay: Any, block: bytes, seen: str) -> None:
+    content = b'data: {"choices":[{"delta":{"content":"hi"}}],"usage":null}\n\n'
+    assert relay.relay_block(content + block + content) == content + block + content
+    assert relay.done == (seen == "done") and relay.failed == (seen == "failed")
+    assert relay.usage.input_tokens == (4 if seen == "usage" else 0)
+
+
+def test_marked_events_spans_each_marked_event_once() -> None:
+    block = b"data: a\n\ndata: x y x\n\n\ndata: b\n\nevent: x\ndata: c\n\n"
+    spans = marked_events(block, [b"x", b"y"])
+    assert [block[s:e] for s, e in spans] == [b"data: x y x", b"event: x\ndata: c"]
