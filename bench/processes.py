@@ -34,9 +34,20 @@ api_key = {{ env = "BENCH_UPSTREAM_KEY" }}
 name = "*"
 provider = "fake-openai"
 
+# Production features on: API-key auth and the JSON access log (to a file).
+[auth]
+mode = "api_key"
+
+[[auth.keys]]
+name = "bench"
+key = {{ env = "BENCH_CLIENT_KEY" }}
+
 [observability]
-access_log = "off"
+access_log = "json"
 """
+
+
+CLIENT_KEY = "bench-client"  # the key bench's clients send (scenarios.Scenario.headers)
 
 
 class StartError(RuntimeError):
@@ -145,9 +156,10 @@ def start_gateway(upstream: Service, workers: int, cores: str | None, workdir: P
     log = workdir / f"gateway-w{workers}.log"
     command = [*pin(cores), sys.executable, "-m", "gateway", "--config", str(config),
                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    env = {**os.environ, "BENCH_UPSTREAM_KEY": "bench-key"}
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
+    env = {**os.environ, "BENCH_UPSTREAM_KEY": "bench-key", "BENCH_CLIENT_KEY": CLIENT_KEY}
+    access_log = workdir / f"gateway-w{workers}.access.log"
+    with log.open("wb") as sink, access_log.open("wb") as access:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=access, stderr=sink,
                                    env=env, start_new_session=True)
     service = Service(label, process, port, log)
     try:

@@ -37,13 +37,13 @@ class Scenario:
         payload: dict[str, object] = {"model": model or self.model, "max_tokens": 64,
                                       "messages": PROMPT}
         if self.stream:
+            # No stream_options, as the OpenAI SDK sends by default: the gateway asks the
+            # upstream for usage itself and strips that chunk again (its usual streaming path).
             payload["stream"] = True
-            if self.api == "openai":
-                payload["stream_options"] = {"include_usage": True}
         return json.dumps(payload, separators=(",", ":")).encode()
 
     def headers(self) -> dict[str, str]:
-        """Client headers for the format (the keys are dummies; the upstream ignores them)."""
+        """Client headers for the format: the gateway checks the key (bench config), the upstream ignores it."""
         if self.api == "openai":
             return {"Content-Type": "application/json", "Authorization": "Bearer bench-client"}
         return {"Content-Type": "application/json", "x-api-key": "bench-client",

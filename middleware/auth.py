@@ -9,7 +9,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from gateway.errors import Unauthorized
 from gateway.exchange import EXCHANGE
-from gateway.gateway_state import GatewayState
+from gateway.gateway_state import GatewayState, ModelMatcher
 from gateway.realtime_subprotocols import subprotocol_api_key
 
 __all__ = ["authenticate", "client_key"]
@@ -31,11 +31,18 @@ def authenticate(state: GatewayState) -> Middleware | None:
         return None
     api_keys = state.api_keys
     sha256 = hashlib.sha256
+    # Keys already proven valid, so a known key is not hashed again. Only valid keys get in,
+    # so the table stays as small as the configured key list.
+    known: dict[str, tuple[str, ModelMatcher | None]] = {}
 
     @web.middleware
     async def check_api_key(request: web.Request, handler: Handler) -> web.StreamResponse:
         key = client_key(request)
-        found = api_keys.get(sha256(key.encode()).hexdigest()) if key else None
+        found = known.get(key)
+        if found is None and key:
+            found = api_keys.get(sha256(key.encode()).hexdigest())
+            if found is not None:
+                known[key] = found
         if found is None:
             raise Unauthorized("missing or invalid API key", error_type="authentication_error")
         ex = request[EXCHANGE]
