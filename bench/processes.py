@@ -119,13 +119,13 @@ def _read_ready(process: subprocess.Popen[bytes], timeout: float) -> int:
     raise StartError(f"no READY line within {timeout:g}s (exit code {process.poll()})")
 
 
-def _start_ours(label: str, command: list[str], log: Path) -> Service:
+def _start_ours(label: str, command: list[str], log: Path, timeout: float = 15) -> Service:
     """Start one of bench's own servers; its stderr goes to ``log``."""
     with log.open("wb") as sink:
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=sink,
                                    start_new_session=True)
     try:
-        return Service(label, process, _read_ready(process, 15), log)
+        return Service(label, process, _read_ready(process, timeout), log)
     except StartError as exc:
         stop(process)
         raise StartError(f"{label}: {exc}: {log_tail(log)}") from None
@@ -138,23 +138,26 @@ def start_upstream(cores: str | None, workdir: Path, idle_seconds: float = 3600)
     return _start_ours("upstream", command, workdir / "upstream.log")
 
 
-def start_relay(upstream: Service, cores: str | None, workdir: Path) -> Service:
-    """The bare aiohttp relay (bench/bare_relay.py) in front of ``upstream``."""
-    command = [*pin(cores), sys.executable, "-m", "bench.bare_relay", "--port", "0",
+def start_relay(upstream: Service, cores: str | None, workdir: Path,
+                wrapper: tuple[str, ...] = (), timeout: float = 15) -> Service:
+    """The bare aiohttp relay (bench/bare_relay.py) in front of ``upstream``; ``wrapper``
+    prefixes the command (valgrind, say)."""
+    command = [*pin(cores), *wrapper, sys.executable, "-m", "bench.bare_relay", "--port", "0",
                "--upstream", upstream.origin]
-    return _start_ours("bare aiohttp relay", command, workdir / "relay.log")
+    return _start_ours("bare aiohttp relay", command, workdir / "relay.log", timeout)
 
 
 def start_gateway(upstream: Service, workers: int, cores: str | None, workdir: Path,
-                  label: str) -> Service:
-    """``python -m gateway`` with a generated config routing every model to ``upstream``."""
+                  label: str, wrapper: tuple[str, ...] = (), timeout: float = 30) -> Service:
+    """``python -m gateway`` with a generated config routing every model to ``upstream``;
+    ``wrapper`` prefixes the command (valgrind, say)."""
     if not (ROOT / "gateway" / "__main__.py").exists():
         raise StartError("gateway/__main__.py does not exist yet")
     port = free_port()
     config = workdir / f"gateway-w{workers}.toml"
     config.write_text(GATEWAY_CONFIG.format(port=port, upstream_port=upstream.port))
     log = workdir / f"gateway-w{workers}.log"
-    command = [*pin(cores), sys.executable, "-m", "gateway", "--config", str(config),
+    command = [*pin(cores), *wrapper, sys.executable, "-m", "gateway", "--config", str(config),
                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     env = {**os.environ, "BENCH_UPSTREAM_KEY": "bench-key", "BENCH_CLIENT_KEY": CLIENT_KEY}
     access_log = workdir / f"gateway-w{workers}.access.log"
@@ -163,7 +166,7 @@ def start_gateway(upstream: Service, workers: int, cores: str | None, workdir: P
                                    env=env, start_new_session=True)
     service = Service(label, process, port, log)
     try:
-        wait_for_port(service, 30)
+        wait_for_port(service, timeout)
     except StartError:
         stop(process)
         raise

@@ -80,7 +80,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              "anthropic", True, 32, ttfb=True,
              note="direct = the upstream's own Anthropic endpoint"),
     Scenario("latency50", "Upstream latency 50 ms, non-streaming, concurrency 128", "openai",
-             False, 128, model="bench-lat50",
+             False, 128, model="bench-lat50", relay=True,
              note="direct ceiling is 128 / 50 ms = 2,560 req/s"),
     Scenario("idle", "1,000 concurrent idle streams (one chunk, then silence)", "openai", True,
              model="bench-idle", idle_streams=1000),
