@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+
+from bench.serving import run_server
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 UPSTREAM = web.AppKey("upstream", str)
@@ -88,16 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--no-uvloop", action="store_true", help="use the asyncio loop")
     args = parser.parse_args(argv)
-    run: Callable[..., Any] = asyncio.run
-    if not args.no_uvloop:
-        try:
-            import uvloop
-
-            run = uvloop.run
-        except ImportError:
-            pass
-    with contextlib.suppress(KeyboardInterrupt):
-        run(serve(args))
+    run_server(serve(args), args.no_uvloop)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 from aiohttp import web
+
+from bench.serving import run_server
 
 try:
     import orjson
@@ -282,18 +283,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="how long 'idle' streams stay open after their first chunk")
     parser.add_argument("--no-uvloop", action="store_true", help="use the asyncio loop")
     args = parser.parse_args(argv)
-    run: Callable[..., Any] = asyncio.run
-    if not args.no_uvloop:
-        try:
-            import uvloop
-
-            run = uvloop.run
-        except ImportError:
-            pass
-    try:
-        run(serve(args))
-    except KeyboardInterrupt:
-        sys.exit(0)
+    run_server(serve(args), args.no_uvloop)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,7 @@ from gateway.formats.anthropic_to_chat import (
     messages_request_to_chat,
 )
 from gateway.sse import SSEEvent
-from tests.formats.helpers import decode_frames, fixture_cases, run_stream
-
-
-def _stream(case: dict[str, Any]) -> ChatToMessagesStream:
-    return ChatToMessagesStream(case["options"]["model"])
+from tests.formats.helpers import decode_frames, fixture_cases
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> SSEEvent:
@@ -63,27 +59,6 @@ def test_request_fixture_translates_to_expected_chat_body(case: dict[str, Any]) 
 @pytest.mark.parametrize("case", fixture_cases("anthropic_to_chat/responses"))
 def test_response_fixture_translates_to_expected_message(case: dict[str, Any]) -> None:
     assert chat_response_to_messages(case["in"]) == case["out"]
-
-
-@pytest.mark.parametrize("case", fixture_cases("anthropic_to_chat/streams"))
-def test_stream_fixture_fed_whole_gives_expected_events(case: dict[str, Any]) -> None:
-    translator = _stream(case)
-    frames = run_stream(translator, case["in"].encode(), byte_at_a_time=False)
-    assert decode_frames(frames) == case["out"]
-    assert translator.done == case["state"]["done"]
-    assert translator.failed == case["state"]["failed"]
-    assert translator.usage.to_anthropic() == case["state"]["usage"]
-
-
-@pytest.mark.parametrize("case", fixture_cases("anthropic_to_chat/streams"))
-def test_stream_fixture_fed_one_byte_at_a_time_gives_identical_events(
-    case: dict[str, Any],
-) -> None:
-    raw = case["in"].encode()
-    whole = run_stream(_stream(case), raw, byte_at_a_time=False)
-    split = run_stream(_stream(case), raw, byte_at_a_time=True)
-    assert decode_frames(split) == decode_frames(whole) == case["out"]
-    assert split == whole
 
 
 @pytest.mark.parametrize("case", fixture_cases("anthropic_to_chat/streams"))

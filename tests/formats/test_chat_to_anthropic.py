@@ -16,14 +16,9 @@ from gateway.formats.chat_to_anthropic import (
     messages_response_to_chat,
 )
 from gateway.sse import DONE_FRAME, SSEEvent
-from tests.formats.helpers import decode_frames, fixture_cases, run_stream
+from tests.formats.helpers import decode_frames, fixture_cases
 
 CREATED = 1767225600
-
-
-def _stream(case: dict[str, Any]) -> MessagesToChatStream:
-    opts = case["options"]
-    return MessagesToChatStream(opts["model"], include_usage=opts["include_usage"], created=opts["created"])
 
 
 def _event(data: dict[str, Any]) -> SSEEvent:
@@ -55,27 +50,6 @@ def test_request_fixture_translates_to_expected_messages_body(case: dict[str, An
 @pytest.mark.parametrize("case", fixture_cases("chat_to_anthropic/responses"))
 def test_response_fixture_translates_to_expected_chat_completion(case: dict[str, Any]) -> None:
     assert messages_response_to_chat(case["in"], created=CREATED) == case["out"]
-
-
-@pytest.mark.parametrize("case", fixture_cases("chat_to_anthropic/streams"))
-def test_stream_fixture_fed_whole_gives_expected_chunks(case: dict[str, Any]) -> None:
-    translator = _stream(case)
-    frames = run_stream(translator, case["in"].encode(), byte_at_a_time=False)
-    assert decode_frames(frames) == case["out"]
-    assert translator.done == case["state"]["done"]
-    assert translator.failed == case["state"]["failed"]
-    assert translator.usage.to_chat() == case["state"]["usage"]
-
-
-@pytest.mark.parametrize("case", fixture_cases("chat_to_anthropic/streams"))
-def test_stream_fixture_fed_one_byte_at_a_time_gives_identical_chunks(
-    case: dict[str, Any],
-) -> None:
-    raw = case["in"].encode()
-    whole = run_stream(_stream(case), raw, byte_at_a_time=False)
-    split = run_stream(_stream(case), raw, byte_at_a_time=True)
-    assert decode_frames(split) == decode_frames(whole) == case["out"]
-    assert split == whole
 
 
 @pytest.mark.parametrize("case", fixture_cases("chat_to_anthropic/streams"))
