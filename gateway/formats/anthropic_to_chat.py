@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from ..errors import BadRequest, anthropic_error_type
-from ..sse import SSEEvent, encode_event, translate_block
+from ..sse import SSEEvent, encode_event, event_data
 from ..usage import Usage
 from .chat_to_anthropic import tool_arguments_to_input
 
@@ -471,14 +471,19 @@ class ChatToMessagesStream:
 
     # --- public API -----------------------------------------------------------------
     def relay_block(self, block: bytes) -> bytes:
-        """Every event of the block translated."""
-        return translate_block(self.feed, block)
+        """Every chunk of the block translated (Chat chunks carry no event names)."""
+        frames: list[bytes] = []
+        for data in event_data(block):
+            frames += self._translate(data)
+        return b"".join(frames)
 
     def feed(self, event: SSEEvent) -> list[bytes]:
         """Translate one upstream chunk (or `[DONE]`); returns zero or more frames."""
+        return self._translate(event.data)
+
+    def _translate(self, data: bytes) -> list[bytes]:
         if self.failed or self.done:
             return []
-        data = event.data
         if data[:1] == b"[" and data.strip() == b"[DONE]":
             return self._complete()
         try:
@@ -520,19 +525,26 @@ class ChatToMessagesStream:
     # --- chunk handling ---------------------------------------------------------------
     def _choice(self, choice: Json, out: list[bytes]) -> None:
         delta = choice.get("delta") or {}
-        reasoning = _reasoning_text(delta)
-        if reasoning:
-            self._open("thinking", out)
-            out.append(self._delta_frame(_THINKING_DELTA, reasoning))
-        for key in ("content", "refusal"):
-            text = delta.get(key)
-            if isinstance(text, str) and text:
-                self._refused = self._refused or key == "refusal"
+        if "reasoning_content" in delta or "reasoning" in delta:
+            reasoning = _reasoning_text(delta)
+            if reasoning:
+                self._open("thinking", out)
+                out.append(self._delta_frame(_THINKING_DELTA, reasoning))
+        text = delta.get("content")
+        if text and isinstance(text, str):  # the hot path: one text fragment
+            if self._open_kind != "text":
+                self._open("text", out)
+            out.append(self._delta_frame(_TEXT_DELTA, text))
+        if "refusal" in delta:
+            text = delta["refusal"]
+            if text and isinstance(text, str):
+                self._refused = True
                 self._open("text", out)
                 out.append(self._delta_frame(_TEXT_DELTA, text))
-        for position, call in enumerate(delta.get("tool_calls") or ()):
-            if isinstance(call, dict) and not self.failed:
-                self._tool_fragment(call, position, out)
+        if "tool_calls" in delta:
+            for position, call in enumerate(delta["tool_calls"] or ()):
+                if isinstance(call, dict) and not self.failed:
+                    self._tool_fragment(call, position, out)
         finish_reason = choice.get("finish_reason")
         if finish_reason:
             self._finish_reason = finish_reason
