@@ -107,18 +107,21 @@ class _CpuWatch:
         self.server, self.companions = server, companions
         self.start = self._read()
 
-    def _read(self) -> tuple[float, float, float]:
+    def _read(self) -> tuple[float, float, float, float]:
         server = procstats.process_tree(self.server)
         ours = set(server) | {p for c in self.companions for p in procstats.process_tree(c)}
         return (procstats.cpu_seconds(server),
                 procstats.cpu_seconds(sorted(ours)) + procstats.children_cpu_seconds(),
-                procstats.machine_cpu_seconds())
+                procstats.machine_cpu_seconds(), procstats.steal_seconds())
 
-    def stop(self, seconds: float) -> tuple[float, float]:
-        """(server CPU seconds, cores that other processes used) since the start."""
+    def stop(self, seconds: float) -> tuple[float, float, float]:
+        """(server CPU seconds, cores that other processes used, cores stolen by the
+        hypervisor) since the start."""
         end = self._read()
-        server, ours, machine = (b - a for a, b in zip(self.start, end, strict=True))
-        return server, max(0.0, (machine - ours) / seconds) if seconds > 0 else 0.0
+        server, ours, machine, steal = (b - a for a, b in zip(self.start, end, strict=True))
+        if seconds <= 0:
+            return server, 0.0, 0.0
+        return server, max(0.0, (machine - ours) / seconds), steal / seconds
 
 
 def measure_load(service: Service, scenario: Scenario, settings: Settings,
@@ -139,7 +142,7 @@ def measure_load(service: Service, scenario: Scenario, settings: Settings,
         procstats.reset_peak(procstats.process_tree(service.pid))
         watch = _CpuWatch(service.pid, companions)
         result = load(url, scenario, settings.duration, settings)
-        server_cpu, row.foreign_cpu = watch.stop(result.seconds)
+        server_cpu, row.foreign_cpu, stolen = watch.stop(result.seconds)
         row.memory = procstats.memory(procstats.process_tree(service.pid))
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         row.error = str(exc)
@@ -150,6 +153,9 @@ def measure_load(service: Service, scenario: Scenario, settings: Settings,
     if row.foreign_cpu > FOREIGN_CPU_WARNING:
         row.note = (f"other processes used {row.foreign_cpu:.0%} of a core during the "
                     "window: figures skewed")
+    if stolen > FOREIGN_CPU_WARNING:
+        row.note = "; ".join(filter(None, [row.note, f"the hypervisor withheld {stolen:.0%} of a core "
+                                                     "(steal time) during the window: figures skewed"]))
     if result.errors > ERROR_TOLERANCE * max(result.requests, 1) or not result.ok:
         sample = preflight(url, scenario) if result.tool == "wrk" else None
         row.error = f"{result.errors} of {result.ok + result.errors} failed: " + (

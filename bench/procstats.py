@@ -116,6 +116,13 @@ def machine_cpu_seconds() -> float:
     return (int(fields[1]) + int(fields[2]) + int(fields[3])) / _TICK  # user, nice, system
 
 
+def steal_seconds() -> float:
+    """CPU seconds the hypervisor gave to other guests while this machine wanted to run
+    (/proc/stat "steal", all CPUs); 0 on bare metal."""
+    fields = (PROC / "stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / _TICK if len(fields) > 8 else 0.0
+
+
 def children_cpu_seconds() -> float:
     """CPU seconds of this process's finished (waited-for) children, e.g. wrk runs."""
     import resource

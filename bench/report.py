@@ -29,6 +29,9 @@ Columns:
 - Idle streams: RSS at rest, RSS with the streams held open (and KiB per stream), the peak,
   RSS once they are closed, and open file descriptors at rest / held / after close (a
   server that cancels the upstream request when its client leaves returns to the first).
+- note "the hypervisor withheld N% of a core (steal time)": on a virtual machine, the host
+  ran other guests while this one wanted the CPU (/proc/stat steal); that row's CPU and
+  latency figures are inflated. `python -m bench.instructions` is immune to it.
 - note "other processes used N% of a core": during that window the machine spent CPU on
   processes outside the benchmark (the upstream, driver, servers and runner are accounted
   for); that row's figures are skewed.

@@ -173,7 +173,11 @@ async def _passthrough(request: web.Request, ex: Exchange, provider: Provider) -
                 await response.write(chunk)
             await response.write_eof()
         except _UPSTREAM_BROKE:
+            # Cut the connection without the body's proper end, so the client sees a
+            # broken answer instead of a complete-looking short one.
             ex.error = "upstream broke off"
+            if request.transport is not None:
+                request.transport.close()
         except _CLIENT_GONE:
             ex.error = "client disconnected"
         return response

@@ -40,7 +40,7 @@ class Behaviour:
     chunk_delay: float = 0.0
     reset_after_chunks: int | None = None  # abort the connection mid-stream
     stall_after_chunks: int | None = None  # stop sending but keep the connection open
-    stall_body: bool = False  # non-streaming: send the head and half the body, then nothing
+    stall_body: bool = False  # non-streaming and passthrough: the head and half the body, then nothing
     hold_last: asyncio.Event | None = None  # wait for this before the final chunks
     redirect_to: str | None = None
     tool_calls: list[dict[str, str]] = attrs.Factory(list)  # [{"name", "arguments"}] answered as tool calls
@@ -106,11 +106,7 @@ class FakeOpenAI:
                 "usage": b.usage,
             })
             if b.stall_body:
-                resp = web.StreamResponse(headers={"Content-Type": "application/json"})
-                resp.content_length = len(answer)
-                await resp.prepare(request)
-                await resp.write(answer[: len(answer) // 2])
-                await asyncio.sleep(3600)
+                return await self._stall_halfway(request, answer)
             return web.Response(body=answer, content_type="application/json")
         include_usage = (body.get("stream_options") or {}).get("include_usage") is True
         base: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -204,8 +200,19 @@ class FakeOpenAI:
         failure = await self._failures()
         if failure is not None:
             return failure
-        return web.json_response({"path": rec.path, "query": rec.query, "method": rec.method,
-                                  "body_len": len(rec.body)}, headers={"X-Upstream": "fake"})
+        answer = orjson.dumps({"path": rec.path, "query": rec.query, "method": rec.method, "body_len": len(rec.body)})
+        if self.behaviour.stall_body:
+            return await self._stall_halfway(request, answer)
+        return web.Response(body=answer, content_type="application/json", headers={"X-Upstream": "fake"})
+
+    async def _stall_halfway(self, request: web.Request, answer: bytes) -> web.StreamResponse:
+        """Send the head and half of `answer`, then nothing (the connection stays open)."""
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.content_length = len(answer)
+        await resp.prepare(request)
+        await resp.write(answer[: len(answer) // 2])
+        await asyncio.sleep(3600)
+        return resp
 
 
 @attrs.define

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -306,3 +307,17 @@ async def test_query_headers_and_body_cannot_choose_the_upstream(
             pass
     assert [r.path for r in fake_openai.requests] == ["/v1/files", "/v1/realtime"]
     assert canary == [f"port:{port}"]
+
+
+async def test_passthrough_body_that_stalls_is_cut_after_the_idle_time(make_gateway: GatewayFactory,
+                                                                      fake_openai: FakeOpenAI) -> None:
+    cfg = base_config(str(fake_openai.server.make_url("/v1")))
+    cfg["providers"][0]["timeouts"] = {"connect": 2, "first_byte": 60, "idle": 0.5}
+    gw = await make_gateway(cfg)
+    fake_openai.behaviour.stall_body = True
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as s, s.get(gw.make_url("/v1/files")) as resp:
+        assert resp.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await resp.read()
+    assert time.monotonic() - started < 10  # the idle time, not the 60 s first-byte time
