@@ -54,6 +54,9 @@ class SSEParser:
             if buf.endswith(b"\r"):
                 buf, tail = buf[:-1], b"\r"
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + tail
+        if buf.endswith(b"\n\n"):  # the usual chunk: whole events
+            self._buf = b""
+            return buf
         end = buf.rfind(b"\n\n") + 2
         if end == 1:  # no event is complete yet
             end = 0

@@ -122,6 +122,12 @@ class ChatStreamRelay(_Relay):
         super().__init__()
         self.strip_usage = strip_usage
 
+    def relay_block(self, block: bytes) -> bytes:
+        if b"[DONE]" not in block and b'"error"' not in block and (
+                block.count(b'"usage"') == block.count(b'"usage":null')):
+            return block  # the usual block: content chunks, usage absent or null
+        return super().relay_block(block)
+
     def _marks(self, block: bytes) -> tuple[bytes, ...]:
         # The end, an error, and a usage that is not null; every other chunk passes unparsed.
         usages = block.count(b'"usage"')
