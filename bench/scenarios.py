@@ -73,7 +73,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("stream", "Chat completion, streaming 20 chunks (one burst), concurrency 32",
              "openai", True, 32, ttfb=True, relay=True),
     Scenario("stream-paced", "Chat completion, streaming 20 chunks 5 ms apart, concurrency 64",
-             "openai", True, 64, model="bench-gap5",
+             "openai", True, 64, model="bench-gap5", relay=True,
              note="each chunk arrives on its own: per-chunk relay cost"),
     Scenario("anthropic-stream",
              "Anthropic client -> OpenAI provider, streaming 20 chunks, concurrency 32",
