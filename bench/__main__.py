@@ -20,7 +20,7 @@ from typing import NoReturn
 import aiohttp
 import attrs
 
-from bench import processes, procstats, report, wrk
+from bench import processes, procstats, profiling, report, wrk
 from bench.measure import Row, Settings, measure_idle, measure_load
 from bench.processes import Service, StartError
 from bench.scenarios import SCENARIOS, Scenario, select
@@ -41,6 +41,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=RESULTS, help="file to append to")
     parser.add_argument("--no-save", action="store_true", help="do not append to RESULTS.md")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    parser.add_argument("--profile", action="store_true",
+                        help="record a py-spy flame graph of the gateway in each scenario "
+                             "(bench/profiles/; its rows carry the sampling overhead)")
     return parser.parse_args(argv)
 
 
@@ -61,8 +64,9 @@ class Bench:
     """The servers of one run and the rows measured so far."""
 
     def __init__(self, settings: Settings, server_cores: str | None,
-                 driver_cores: str | None, workdir: Path) -> None:
+                 driver_cores: str | None, workdir: Path, profiles: Path | None = None) -> None:
         self.settings = settings
+        self.profiles = profiles
         self.server_cores = server_cores
         self.driver_cores = driver_cores
         self.workdir = workdir
@@ -103,8 +107,14 @@ class Bench:
         if service is None:
             return Row(label, error=self.gateway_error or "not started")
         companions = [os.getpid(), *(started.pid for started in self.started)]
-        row = (measure_idle if scenario.idle_streams else measure_load)(
-            service, scenario, self.settings, companions)
+        measure = measure_idle if scenario.idle_streams else measure_load
+        if self.profiles is None or service is not self.gateway:
+            row = measure(service, scenario, self.settings, companions)
+        else:
+            svg = self.profiles / f"{scenario.name}.svg"
+            with profiling.flame_graph(service.pid, svg) as spy:
+                row = measure(service, scenario, self.settings, [*companions, spy])
+            row.note = "; ".join(filter(None, [row.note, f"profiled with py-spy: {svg}"]))
         row.label = label
         return row
 
@@ -194,7 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(context) + "\n", flush=True)
     processes.raise_fd_limit()
     signal.signal(signal.SIGTERM, _terminate)
-    bench = Bench(settings, server_cores, driver_cores, Path(tempfile.mkdtemp(prefix="bench-")))
+    profiles = None
+    if args.profile:
+        profiles = profiling.PROFILES / started.strftime("%Y%m%d-%H%M%S")
+        profiling.py_spy()
+        profiles.mkdir(parents=True)
+    bench = Bench(settings, server_cores, driver_cores, Path(tempfile.mkdtemp(prefix="bench-")),
+                  profiles)
     interrupted = False
     try:
         bench.start(want_relay=not args.no_relay and any(s.relay for s in scenarios))
