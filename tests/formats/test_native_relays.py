@@ -7,6 +7,7 @@ anthropic_to_chat/, Anthropic Messages streams from chat_to_anthropic/.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ import pytest
 
 from gateway.formats.native import ChatStreamRelay, MessagesStreamRelay, ResponsesStreamRelay
 from gateway.sse import DONE_FRAME, marked_events, parse_events
+from gateway.usage import Usage
 from tests.formats.helpers import fixture_cases, run_stream
 
 
@@ -43,24 +45,24 @@ def _assert_ending(extra: bytes, raw: bytes, relay: Any, case: dict[str, Any]) -
         assert all(e.data == b"[DONE]" or orjson.loads(e.data) for e in before)  # no half event relayed
 
 
-@pytest.mark.parametrize("case", fixture_cases("anthropic_to_chat/streams"))
-def test_chat_stream_passes_untouched_and_reads_usage_and_end(case: dict[str, Any]) -> None:
+# fixture folder (its inputs are this relay's upstream wire) -> (relay, usage as the fixture writes it)
+WIRES: dict[str, tuple[type[Any], Callable[[Usage], Any]]] = {
+    "anthropic_to_chat/streams": (ChatStreamRelay, Usage.to_anthropic),
+    "chat_to_anthropic/streams": (MessagesStreamRelay, Usage.to_chat),
+}
+
+
+@pytest.mark.parametrize(("folder", "case"), [
+    pytest.param(folder, *p.values, id=f"{folder.split('/')[0]}:{p.id}")
+    for folder in WIRES for p in fixture_cases(folder)])
+def test_stream_passes_untouched_and_reads_usage_and_end(folder: str, case: dict[str, Any]) -> None:
+    make, usage_of = WIRES[folder]
     raw = case["in"].encode()
-    relay = ChatStreamRelay()
+    relay = make()
     out = _relayed(relay, raw)
     assert out.startswith(_complete_part(raw))
     _assert_ending(out[len(_complete_part(raw)):], raw, relay, case)
-    assert relay.usage.to_anthropic() == case["state"]["usage"]
-
-
-@pytest.mark.parametrize("case", fixture_cases("chat_to_anthropic/streams"))
-def test_messages_stream_passes_untouched_and_reads_usage_and_end(case: dict[str, Any]) -> None:
-    raw = case["in"].encode()
-    relay = MessagesStreamRelay()
-    out = _relayed(relay, raw)
-    assert out.startswith(_complete_part(raw))
-    _assert_ending(out[len(_complete_part(raw)):], raw, relay, case)
-    assert relay.usage.to_chat() == case["state"]["usage"]
+    assert usage_of(relay.usage) == case["state"]["usage"]
 
 
 def test_injected_usage_chunk_is_dropped_and_the_rest_passes() -> None:
