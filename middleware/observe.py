@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -15,13 +14,15 @@ from aiohttp.typedefs import Handler, Middleware
 
 from gateway.exchange import EXCHANGE, Exchange
 from gateway.gateway_state import GatewayState
+from gateway.line_sink import LineSink
 
 __all__ = ["flush_access_log", "observe", "set_access_log_writer"]
 
-FLUSH_INTERVAL = 1.0  # seconds an access-log line may wait in the stdout buffer
+FLUSH_INTERVAL = 1.0  # seconds an access-log line may wait before it is written
 
-_write: Callable[[bytes], object] = sys.stdout.buffer.write
-_flush: Callable[[], object] = sys.stdout.buffer.flush
+_STDOUT = LineSink(1)
+_write: Callable[[bytes], object] = _STDOUT.write
+_flush: Callable[[], object] = _STDOUT.flush
 
 
 def set_access_log_writer(write: Callable[[bytes], object], flush: Callable[[], object] = lambda: None) -> None:
@@ -36,7 +37,7 @@ def _flush_quietly() -> None:
 
 
 async def flush_access_log(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: lines are buffered, and flushed every FLUSH_INTERVAL and at shutdown."""
+    """Cleanup context: lines are batched, and written every FLUSH_INTERVAL and at shutdown."""
 
     async def flush_forever() -> None:
         while True:

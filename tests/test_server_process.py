@@ -25,10 +25,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(*args: str, config: str = "gateway.toml") -> tuple[subprocess.Popen[bytes], int]:
+def start(*args: str, config: str = "gateway.toml", stdout: int = subprocess.DEVNULL,
+          env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", config, "--port", str(port), *args],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -89,3 +90,25 @@ def test_two_workers_share_the_port(tmp_path: Path) -> None:
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
+
+
+def test_access_log_lines_reach_stdout_within_seconds_while_running() -> None:
+    # Without PYTHONUNBUFFERED, as in production: a line must not wait for a buffer to fill.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc, port = start(stdout=subprocess.PIPE, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        assert post_json(url, {"model": "anything", "messages": [{"role": "user", "content": "x"}]})[0] == 200
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+        line = b""
+        deadline = time.monotonic() + 5  # flushed every second, not when a buffer fills
+        while not line.endswith(b"\n") and time.monotonic() < deadline:
+            line += proc.stdout.readline() or b""
+            time.sleep(0.05)
+        record = json.loads(line)
+        assert record["route"] == "completions" and record["status"] == 200
+        assert proc.poll() is None  # written while the gateway runs, not at exit
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
