@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -29,6 +30,20 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+GC_THRESHOLDS = (10_000, 20, 100)  # Python's default is (700, 10, 10)
+
+
+def _tune_gc() -> None:
+    """Once the app is built: move everything alive into the permanent generation, which
+    the collector never scans again, and collect young objects less often. Requests leave
+    little cyclic garbage (refcounting frees the rest), while at high concurrency the
+    default thresholds rescan hundreds of in-flight requests' objects over and over
+    (measured: 9% of the instructions per request at concurrency 64)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def _run(config: Config, host: str, port: int, reuse_port: bool) -> None:
     server = config.server
     app = build_app(config)
@@ -45,6 +60,7 @@ async def _run(config: Config, host: str, port: int, reuse_port: bool) -> None:
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_port=reuse_port or None)
     await site.start()
+    _tune_gc()
     admin_runner = None
     if server.admin_port:
         admin_runner = web.AppRunner(build_admin_app(config, app), access_log=None)

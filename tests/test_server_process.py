@@ -112,3 +112,11 @@ def test_access_log_lines_reach_stdout_within_seconds_while_running() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
+
+
+def test_worker_freezes_startup_objects_and_collects_young_ones_less_often() -> None:
+    probe = ("import gc; from gateway.server import GC_THRESHOLDS, _tune_gc; _tune_gc(); "
+             "assert gc.get_threshold() == GC_THRESHOLDS, gc.get_threshold(); "
+             "assert gc.get_freeze_count() > 1000, gc.get_freeze_count()")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()[-500:]
