@@ -31,22 +31,25 @@ from bench.scenarios import Scenario
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 WARMUP = 100
-CONCURRENCY = 4
+CONCURRENCY = 4  # requests in flight, unless a case says otherwise
 STARTUP_TIMEOUT = 180.0  # Python starts slowly under valgrind
 
-CASES: dict[str, tuple[Scenario, bool]] = {  # name -> (what is sent, bare relay row too)
-    "chat": (Scenario("chat", "Chat completion, non-streaming", "openai", False), True),
-    "stream": (Scenario("stream", "Chat completion, streaming 20 chunks", "openai", True), True),
+CASES: dict[str, tuple[Scenario, bool]] = {  # name -> (what is sent and how many at once, relay row too)
+    "chat": (Scenario("chat", "Chat completion, non-streaming", "openai", False, CONCURRENCY), True),
+    # Many requests in flight: what the garbage collector costs shows here.
+    "chat-c64": (Scenario("chat-c64", "Chat completion, non-streaming", "openai", False, 64), True),
+    "stream": (Scenario("stream", "Chat completion, streaming 20 chunks", "openai", True, CONCURRENCY), True),
     "anthropic-stream": (Scenario("anthropic-stream", "Anthropic client -> OpenAI provider, streaming",
-                                  "anthropic", True), False),
+                                  "anthropic", True, CONCURRENCY), False),
 }
 
 
 async def send(url: str, scenario: Scenario, count: int) -> None:
-    """Send ``count`` requests, CONCURRENCY at a time, reading every answer to its end."""
+    """Send ``count`` requests, the case's concurrency at a time, reading every answer to its end."""
     left = count
     body, headers = scenario.body(), scenario.headers()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as session:
+    concurrency = scenario.concurrency
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
 
         async def worker() -> None:
             nonlocal left
@@ -57,7 +60,7 @@ async def send(url: str, scenario: Scenario, count: int) -> None:
                     if response.status != 200:
                         raise RuntimeError(f"{url}: HTTP {response.status}")
 
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
 def callgrind_total(out: Path) -> int:
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                  "| case | server | instructions/request |", "|---|---|---:|", *rows, ""]
         report.append_results(RESULTS, started.strftime("%Y-%m-%d %H:%M UTC"),
                               [f"command: `{command}`", f"requests counted per row: {args.requests}, "
-                               f"concurrency {CONCURRENCY}, after {WARMUP} warm-up requests"],
+                               f"concurrency {CONCURRENCY} (chat-c64: 64), after {WARMUP} warm-up requests"],
                               ["\n".join(table)])
         print(f"appended to {RESULTS}")
     return 0
