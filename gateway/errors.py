@@ -17,7 +17,9 @@ __all__ = [
     "UpstreamError",
     "UpstreamTimeout",
     "UpstreamUnreachable",
+    "anthropic_error",
     "anthropic_error_type",
+    "openai_error",
     "openai_error_type",
 ]
 
@@ -63,6 +65,17 @@ def openai_error_type(status: int) -> str:
     return "invalid_request_error" if 400 <= status < 500 else "server_error"
 
 
+def openai_error(message: str, error_type: str, code: str | None = None,
+                 param: str | None = None) -> dict[str, Any]:
+    """An OpenAI error body: `{"error": {message, type, param, code}}`."""
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def anthropic_error(message: str, error_type: str) -> dict[str, Any]:
+    """An Anthropic error body: `{"type": "error", "error": {type, message}}`."""
+    return {"type": "error", "error": {"type": error_type, "message": message}}
+
+
 class GatewayError(Exception):
     """An error answered to the client; never carries secrets or tracebacks."""
 
@@ -92,21 +105,8 @@ class GatewayError(Exception):
     def body(self, fmt: str) -> dict[str, Any]:
         """The error body in `fmt` (OPENAI or ANTHROPIC)."""
         if fmt == ANTHROPIC:
-            return {
-                "type": "error",
-                "error": {
-                    "type": self.error_type or anthropic_error_type(self.status),
-                    "message": self.message,
-                },
-            }
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.error_type or openai_error_type(self.status),
-                "param": self.param,
-                "code": self.code,
-            }
-        }
+            return anthropic_error(self.message, self.error_type or anthropic_error_type(self.status))
+        return openai_error(self.message, self.error_type or openai_error_type(self.status), self.code, self.param)
 
     def render(self, fmt: str) -> bytes:
         return orjson.dumps(self.body(fmt))

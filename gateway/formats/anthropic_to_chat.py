@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import BadRequest, anthropic_error_type
+from ..errors import BadRequest, anthropic_error, anthropic_error_type
 from ..sse import SSEEvent, encode_event, event_data
 from ..usage import Usage
 from .chat_to_anthropic import tool_arguments_to_input
@@ -359,7 +359,7 @@ _ERROR_TYPES = {
 
 
 def _anthropic_error(message: str, error_type: str) -> bytes:
-    return orjson.dumps({"type": "error", "error": {"type": error_type, "message": message}})
+    return orjson.dumps(anthropic_error(message, error_type))
 
 
 def chat_error_to_anthropic(status: int, body: bytes) -> tuple[int, bytes]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import BadRequest, openai_error_type
+from ..errors import BadRequest, openai_error, openai_error_type
 from ..sse import DONE_FRAME, SSEEvent, encode_event, translate_block
 from ..usage import Usage
 
@@ -503,7 +503,7 @@ _CODE_TYPES = frozenset({"overloaded_error", "rate_limit_error"})
 
 
 def _chat_error(message: str, error_type: str, code: str | None) -> bytes:
-    return orjson.dumps({"error": {"message": message, "type": error_type, "param": None, "code": code}})
+    return orjson.dumps(openai_error(message, error_type, code))
 
 
 def anthropic_error_to_chat(status: int, body: bytes) -> tuple[int, bytes]:

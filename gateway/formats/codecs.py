@@ -14,7 +14,16 @@ from typing import Any, Protocol
 import attrs
 import orjson
 
-from ..errors import ANTHROPIC, OPENAI, BadRequest, UpstreamError, anthropic_error_type, openai_error_type
+from ..errors import (
+    ANTHROPIC,
+    OPENAI,
+    BadRequest,
+    UpstreamError,
+    anthropic_error,
+    anthropic_error_type,
+    openai_error,
+    openai_error_type,
+)
 from ..routes import CHAT, EMBEDDINGS, MESSAGES, RESPONSES, TOKEN_COUNT
 from ..usage import Usage
 from .anthropic_to_chat import (
@@ -86,9 +95,8 @@ def _openai_error(status: int, body: bytes) -> tuple[int, bytes]:
     obj = loads_or_none(body)
     if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
         return status, body
-    message = f"upstream returned HTTP {status}"
-    err = {"message": message, "type": openai_error_type(status), "param": None, "code": "upstream_error"}
-    return status, orjson.dumps({"error": err})
+    return status, orjson.dumps(openai_error(f"upstream returned HTTP {status}", openai_error_type(status),
+                                             "upstream_error"))
 
 
 def _anthropic_error(status: int, body: bytes) -> tuple[int, bytes]:
@@ -96,8 +104,7 @@ def _anthropic_error(status: int, body: bytes) -> tuple[int, bytes]:
     obj = loads_or_none(body)
     if isinstance(obj, dict) and obj.get("type") == "error" and isinstance(obj.get("error"), dict):
         return status, body
-    err = {"type": anthropic_error_type(status), "message": f"upstream returned HTTP {status}"}
-    return status, orjson.dumps({"type": "error", "error": err})
+    return status, orjson.dumps(anthropic_error(f"upstream returned HTTP {status}", anthropic_error_type(status)))
 
 
 def _chat_stream(model: str, body: dict[str, Any], injected_usage: bool) -> StreamTranslator:

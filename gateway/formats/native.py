@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from ..errors import anthropic_error_type, openai_error_type
+from ..errors import anthropic_error, anthropic_error_type, openai_error, openai_error_type
 from ..sse import SSEEvent, encode_event, marked_events, parse_event
 from ..usage import Usage
 
@@ -39,21 +39,19 @@ def loads_or_none(data: bytes) -> Any:
 
 def chat_error_frame(message: str, status: int = 502, code: str = "upstream_error") -> bytes:
     """A Chat Completions in-stream error event (the SDK raises APIError on it)."""
-    err = {"message": message, "type": openai_error_type(status), "param": None, "code": code}
-    return encode_event(orjson.dumps({"error": err}))
+    return encode_event(orjson.dumps(openai_error(message, openai_error_type(status), code)))
 
 
 def responses_error_frame(message: str, status: int = 502, seq: int = 0, code: str = "upstream_error") -> bytes:
     """A Responses `error` event; also carries `error` so the SDK raises on it."""
-    err = {"message": message, "type": openai_error_type(status), "param": None, "code": code}
-    data = {"type": "error", "code": code, "message": message, "param": None, "sequence_number": seq, "error": err}
+    data = {"type": "error", "code": code, "message": message, "param": None, "sequence_number": seq,
+            **openai_error(message, openai_error_type(status), code)}
     return encode_event(orjson.dumps(data), "error")
 
 
 def anthropic_error_frame(message: str, status: int = 502, error_type: str | None = None) -> bytes:
     """An Anthropic `event: error` frame."""
-    err = {"type": error_type or anthropic_error_type(status), "message": message}
-    return encode_event(orjson.dumps({"type": "error", "error": err}), "error")
+    return encode_event(orjson.dumps(anthropic_error(message, error_type or anthropic_error_type(status))), "error")
 
 
 class _Relay:
@@ -72,9 +70,14 @@ class _Relay:
     def relay_block(self, block: bytes) -> bytes:
         """The bytes to send for a block of complete events (the block itself unless an
         event is replaced)."""
+        return self._relay_marked(block, self._MARKS)
+
+    def _relay_marked(self, block: bytes, marks: tuple[bytes, ...]) -> bytes:
+        """Read each event holding one of `marks` (found by bytes.find, which beats any regex
+        here); splice in what `read` returns for it."""
         out: list[bytes] = []
         cursor = 0
-        for start, end in marked_events(block, self._marks(block)):
+        for start, end in marked_events(block, marks):
             event = parse_event(block[start:end])
             replacement = self.read(event) if event is not None else None
             if replacement is not None:
@@ -85,10 +88,6 @@ class _Relay:
             return block
         out.append(block[cursor:])
         return b"".join(out)
-
-    def _marks(self, block: bytes) -> tuple[bytes, ...]:
-        """What to look for in `block` (found by bytes.find, which beats any regex here)."""
-        return self._MARKS
 
     def read(self, event: SSEEvent) -> bytes | None:
         """Take what the gateway needs from one marked event; bytes replace it, None keeps it."""
@@ -123,22 +122,16 @@ class ChatStreamRelay(_Relay):
         self.strip_usage = strip_usage
 
     def relay_block(self, block: bytes) -> bytes:
-        if b"[DONE]" not in block and b'"error"' not in block and (
-                block.count(b'"usage"') == block.count(b'"usage":null')):
-            return block  # the usual block: content chunks, usage absent or null
-        return super().relay_block(block)
-
-    def _marks(self, block: bytes) -> tuple[bytes, ...]:
-        # The end, an error, and a usage that is not null; every other chunk passes unparsed.
+        # The end, an error, and a usage that is not null are read; every other chunk passes.
         usages = block.count(b'"usage"')
-        if not usages:
-            return self._MARKS
-        nulls = block.count(b'"usage":null')
+        nulls = block.count(b'"usage":null') if usages else 0
         if usages == nulls:
-            return self._MARKS
+            if b"[DONE]" not in block and b'"error"' not in block:
+                return block  # the usual block: content chunks, usage absent or null
+            return self._relay_marked(block, self._MARKS)
         if usages == nulls + block.count(b'"usage":{'):
-            return (*self._MARKS, b'"usage":{')
-        return (*self._MARKS, b'"usage"')  # other spacing: read every chunk naming usage
+            return self._relay_marked(block, (*self._MARKS, b'"usage":{'))
+        return self._relay_marked(block, (*self._MARKS, b'"usage"'))  # other spacing: read them all
 
     def read(self, event: SSEEvent) -> bytes | None:
         data = event.data

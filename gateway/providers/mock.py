@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ..errors import BadRequest
+from ..errors import BadRequest, openai_error
 from ..sse import DONE_FRAME, encode_event
 from .base import Provider, RealtimeSocket
 
@@ -279,5 +279,4 @@ def _vector(text: str, dims: int) -> list[float]:
 
 
 def _error(status: int, message: str, param: str | None = None) -> MockResponse:
-    body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}}
-    return MockResponse(status, _JSON, [orjson.dumps(body)])
+    return MockResponse(status, _JSON, [orjson.dumps(openai_error(message, "invalid_request_error", param=param))])
