@@ -12,7 +12,13 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Usage"]
+__all__ = ["Usage", "asks_for_stream_usage"]
+
+
+def asks_for_stream_usage(body: dict[str, Any]) -> bool:
+    """A Chat Completions request that wants the final usage chunk (`stream_options.include_usage`)."""
+    opts = body.get("stream_options")
+    return isinstance(opts, dict) and opts.get("include_usage") is True
 
 
 def _int(value: Any) -> int:

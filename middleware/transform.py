@@ -11,6 +11,7 @@ from gateway.exchange import EXCHANGE
 from gateway.formats.codecs import select_codec
 from gateway.gateway_state import GatewayState
 from gateway.routes import MODELS, PASSTHROUGH, REALTIME
+from gateway.usage import asks_for_stream_usage
 
 __all__ = ["transform"]
 
@@ -51,15 +52,14 @@ def transform(state: GatewayState) -> Middleware:
         if codec.request is not None:
             body = codec.request(body, default_max_tokens)
             ex.body_changed = True
-        if stream and codec.wants_include_usage:
+        if stream and codec.wants_include_usage and not asks_for_stream_usage(body):
+            # Ask upstream for usage; the relay strips the extra chunk again.
             opts = body.get("stream_options")
-            if not (isinstance(opts, dict) and opts.get("include_usage") is True):
-                # Ask upstream for usage; the relay strips the extra chunk again.
-                if not ex.body_changed:
-                    body = dict(body)
-                body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
-                ex.body_changed = True
-                ex.injected_usage = True
+            if not ex.body_changed:
+                body = dict(body)
+            body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+            ex.body_changed = True
+            ex.injected_usage = True
         ex.body = body
         return await handler(request)
 

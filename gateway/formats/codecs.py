@@ -25,7 +25,7 @@ from ..errors import (
     openai_error_type,
 )
 from ..routes import CHAT, EMBEDDINGS, MESSAGES, RESPONSES, TOKEN_COUNT
-from ..usage import Usage
+from ..usage import Usage, asks_for_stream_usage
 from .anthropic_to_chat import (
     ChatToMessagesStream,
     chat_error_to_anthropic,
@@ -159,9 +159,7 @@ def _messages_to_chat_request(body: dict[str, Any], default_max_tokens: int) -> 
 
 
 def _anthropic_to_chat_stream(model: str, body: dict[str, Any], injected_usage: bool) -> StreamTranslator:
-    opts = body.get("stream_options")
-    include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
-    return MessagesToChatStream(model, include_usage=include_usage)
+    return MessagesToChatStream(model, include_usage=asks_for_stream_usage(body))
 
 
 def _chat_to_messages_stream(model: str, body: dict[str, Any], injected_usage: bool) -> StreamTranslator:

@@ -22,6 +22,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..errors import BadRequest, openai_error
 from ..sse import DONE_FRAME, encode_event
+from ..usage import asks_for_stream_usage
 from .base import Provider, RealtimeSocket
 
 __all__ = ["MockProvider", "MockResponse", "count_tokens", "reply_to"]
@@ -150,8 +151,7 @@ class MockProvider(Provider):
                              "refusal": None}, "finish_reason": finish, "logprobs": None}],
                 "usage": usage,
             })])
-        opts = body.get("stream_options")
-        include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
+        include_usage = asks_for_stream_usage(body)
         base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
         if include_usage:
             base["usage"] = None
