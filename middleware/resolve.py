@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
@@ -14,6 +16,15 @@ from gateway.routes import MODELS, PASSTHROUGH, REALTIME
 __all__ = ["resolve_model"]
 
 
+async def _read_json_body(request: web.Request, ex: Exchange) -> dict[str, Any]:
+    """Read the whole body (bounded by max_request_bytes) into the exchange and parse it."""
+    check_charset(request)
+    ex.raw_body = await request.read()
+    ex.body_read = True
+    ex.body = parse_json_object(ex.raw_body)
+    return ex.body
+
+
 async def _requested_model(request: web.Request, ex: Exchange) -> object:
     """The model the request names (None when a passthrough request names none); reads the body."""
     if ex.route == REALTIME:
@@ -23,19 +34,11 @@ async def _requested_model(request: web.Request, ex: Exchange) -> object:
         # max_request_bytes) to find the model. Every other body is streamed by the relay.
         model = request.query.get("model")
         if model is None and request.body_exists and is_json_request(request):
-            check_charset(request)
-            ex.raw_body = await request.read()
-            ex.body_read = True
-            ex.body = parse_json_object(ex.raw_body)
-            return ex.body.get("model")
+            return (await _read_json_body(request, ex)).get("model")
         return model
     if request.method != "POST":
         raise GatewayError(f"{request.method} is not allowed on this route; use POST", status=405)
-    check_charset(request)
-    ex.raw_body = await request.read()
-    ex.body_read = True
-    ex.body = parse_json_object(ex.raw_body)
-    model = ex.body.get("model")
+    model = (await _read_json_body(request, ex)).get("model")
     if model is None:
         raise BadRequest("the request names no model: set the \"model\" field", param="model")
     return model
