@@ -26,12 +26,12 @@ import weakref
 from typing import Any
 
 import attrs
-import orjson
 from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 
 from .accounting import ACCOUNTING, Accounting
 from .errors import GatewayError, NotFound
 from .exchange import SESSION, STATE, Exchange
+from .formats.native import loads_or_none
 from .providers import Provider
 from .providers.base import RealtimeSocket
 from .realtime_policy import CLIENT, REALTIME_POLICIES, SERVER, RealtimeEvent, RealtimePolicy, policy_error_event
@@ -187,7 +187,7 @@ class RealtimeSession:
                 if stop is not None:
                     return stop
             if from_server and kind is WSMsgType.TEXT and RESPONSE_DONE in data:
-                self._account(event.json() if event is not None else _loads(data))
+                self._account(event.json() if event is not None else loads_or_none(data))
             try:
                 await sink.send_frame(data, kind)
             except ConnectionError:
@@ -274,13 +274,6 @@ def _uncancel() -> None:
 async def _close_quietly(socket: RealtimeSocket, code: int, reason: str) -> None:
     with contextlib.suppress(Exception):
         await socket.close(code=code, message=_reason(reason))
-
-
-def _loads(data: bytes) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
 
 
 REALTIME_SESSIONS: web.AppKey[weakref.WeakSet[RealtimeSession]] = web.AppKey("realtime_sessions", weakref.WeakSet)

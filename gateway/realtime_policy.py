@@ -18,6 +18,8 @@ import attrs
 import orjson
 from aiohttp import web
 
+from .formats.native import loads_or_none
+
 __all__ = [
     "CLIENT",
     "REALTIME_POLICIES",
@@ -50,10 +52,7 @@ class RealtimeEvent:
         if not self._tried:
             self._tried = True
             if not self.binary:
-                try:
-                    self._parsed = orjson.loads(self.data)
-                except orjson.JSONDecodeError:
-                    self._parsed = None
+                self._parsed = loads_or_none(self.data)
         return self._parsed
 
     @property
