@@ -11,6 +11,7 @@ __all__ = [
     "OPENAI",
     "BadRequest",
     "GatewayError",
+    "MalformedUpstream",
     "NotFound",
     "PayloadTooLarge",
     "Unauthorized",
@@ -146,3 +147,10 @@ class UpstreamError(GatewayError):
     """An upstream error response relayed with its status."""
 
     code = "upstream_error"
+
+
+class MalformedUpstream(GatewayError):
+    """The provider answered with a success status but a body of the wrong shape."""
+
+    status = 502
+    code = "upstream_malformed"
