@@ -1,45 +1,85 @@
-"""Gateway configuration: TOML → frozen attrs classes via cattrs, with every problem named by key path."""
+"""Gateway configuration: TOML → frozen attrs classes via cattrs, every problem named by key path.
+
+Each field checks itself: its type (strict: `"4000"` is not a port), its `Literal` choices
+and the attrs validator next to its default. `validate()` keeps only the checks that span
+fields or sections (a model's provider must exist, …). A document is structured section by
+section and entry by entry, so one pass reports every problem: type errors, unknown keys and
+unresolvable secrets together, and the cross-reference checks still run on every part that
+parsed (a reference to an entry that is itself broken is not reported twice).
+"""
 
 from __future__ import annotations
 
+import re
 import tomllib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union, get_args
 
 import attrs
 import cattrs
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.errors import ClassValidationError
+from cattrs.strategies import configure_tagged_union
 
-from .secret import Secret, SecretError, resolve_secret
+from .config_checks import (
+    Invalid,
+    at_key,
+    at_least,
+    between,
+    converter,
+    default_of,
+    each,
+    http_url,
+    non_empty,
+    not_yet,
+    not_yet_problems,
+    path_key,
+    positive,
+    problems_in,
+    rule,
+    show,
+)
+from .secret import Secret
 
 __all__ = [
+    "AccessLogFormat",
+    "AnyProviderConfig",
     "AuthConfig",
     "AuthKey",
+    "AuthMode",
     "Config",
     "ConfigError",
+    "GuardrailConfig",
+    "JwtConfig",
     "ModelConfig",
     "ObservabilityConfig",
+    "PromptsConfig",
     "ProviderConfig",
+    "ProviderKind",
+    "RateLimitConfig",
+    "RouteType",
     "ServerConfig",
     "Target",
     "Timeouts",
     "load_config",
     "parse_config",
     "redacted",
+    "validate",
 ]
 
-PROVIDER_KINDS = ("openai", "anthropic", "mock")
-FUTURE_PROVIDER_KINDS = ("gemini", "bedrock", "azure", "vertex")
-ROUTE_TYPES = (
-    "completions",
-    "responses",
-    "messages",
-    "anthropic_token_count",
-    "embeddings",
-    "models",
-    "realtime",
-    "passthrough",
-)
+ProviderKind = Literal["openai", "anthropic", "mock", "gemini", "bedrock", "azure", "vertex"]
+SUPPORTED_PROVIDER_KINDS = ("openai", "anthropic", "mock")
+RouteType = Literal["completions", "responses", "messages", "anthropic_token_count", "embeddings",
+                    "models", "realtime", "passthrough"]
+ROUTE_TYPES: tuple[str, ...] = get_args(RouteType)
+AuthMode = Literal["none", "api_key", "jwt", "any"]
+AccessLogFormat = Literal["json", "text", "off"]
+ResponsesMode = Literal["native", "translate"]
+JwtAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+GuardrailStage = Literal["request", "response", "both"]
+GuardrailAction = Literal["reject", "mask"]
+BuiltinDetector = Literal["email", "credit_card", "ssn", "phone", "ipv4", "secret"]
+MessageRole = Literal["system", "user", "assistant", "tool"]
 
 
 class ConfigError(Exception):
@@ -50,189 +90,424 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def _glob_name(_instance: Any, _attribute: Any, name: str) -> None:
+    if not name:
+        raise Invalid("must not be empty")
+    if "*" in name[:-1]:
+        raise Invalid('"*" is only allowed at the end')
+
+
+def _no_model_or_stream(_instance: Any, _attribute: Any, fields: Mapping[str, Any]) -> None:
+    for key in ("model", "stream"):
+        if key in fields:
+            raise Invalid(f'"{key}" cannot be set in defaults/overrides')
+
+
+def _header(name: str, value: str) -> str | None:
+    if not name or any(c in name for c in " :\r\n"):
+        return "invalid header name"
+    if any(c in value for c in "\r\n\0"):
+        return "header values must not contain line breaks"
+    return None
+
+
+def _route(suffix: str, route: str) -> str | None:
+    if not suffix.startswith("/"):
+        return 'path suffix must start with "/"'
+    if route not in ROUTE_TYPES:
+        return f"unknown route type {show(route)} (one of {', '.join(ROUTE_TYPES)})"
+    return None
+
+
+def _regex(_instance: Any, _attribute: Any, patterns: list[str]) -> None:
+    problems = []
+    for i, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            problems.append(Invalid(f"not a regular expression ({exc})", at=path_key(i)))
+    if problems:
+        raise ExceptionGroup("invalid patterns", problems)
+
+
+def _supported_mode(_instance: Any, _attribute: Any, mode: str) -> None:
+    if mode in ("jwt", "any"):
+        raise Invalid(f'"{mode}" is not supported yet')
+
+
+# -- the config classes
+
+
 @attrs.frozen
 class Timeouts:
     """Upstream timeouts in seconds; streams have no total cap."""
 
-    connect: float = 5.0
-    first_byte: float = 120.0
-    idle: float = 120.0
+    connect: float = attrs.field(default=5.0, validator=positive)
+    first_byte: float = attrs.field(default=120.0, validator=positive)
+    idle: float = attrs.field(default=120.0, validator=positive)
 
 
 @attrs.frozen
 class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 4000
-    workers: int = 1
-    max_request_bytes: int = 32 * 1024 * 1024  # bodies the gateway reads (JSON); larger → 413
-    max_passthrough_bytes: int = 512 * 1024 * 1024  # streamed passthrough bodies; 0 = no cap
-    ws_max_message_bytes: int = 16 * 1024 * 1024  # one WebSocket message, either direction
-    admin_port: int = 15000
-    keepalive_timeout: float = 120.0
-    shutdown_timeout: float = 30.0
-    max_upstream_connections: int = 4096
-    default_max_tokens: int = 4096
+    host: str = attrs.field(default="127.0.0.1", validator=non_empty)
+    port: int = attrs.field(default=4000, validator=between(1, 65535))
+    workers: int = attrs.field(default=1, validator=at_least(0, "0 (one per core) or more"))
+    # bodies the gateway reads (JSON); larger → 413
+    max_request_bytes: int = attrs.field(default=32 * 1024 * 1024, validator=at_least(1024))
+    # streamed passthrough bodies; 0 = no cap
+    max_passthrough_bytes: int = attrs.field(default=512 * 1024 * 1024, validator=at_least(0, "0 (no cap) or more"))
+    # one WebSocket message, either direction
+    ws_max_message_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=at_least(1024))
+    admin_port: int = attrs.field(default=15000, validator=between(0, 65535, " (0 = off)"))
+    keepalive_timeout: float = attrs.field(default=120.0, validator=positive)
+    shutdown_timeout: float = attrs.field(default=30.0, validator=at_least(0, "0 or more"))
+    max_upstream_connections: int = attrs.field(default=4096, validator=at_least(1))
+    default_max_tokens: int = attrs.field(default=4096, validator=at_least(1))
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class ProviderConfig:
-    name: str
-    kind: str
-    base_url: str | None = None
+    """What every provider kind has; each kind's class adds its own keys (`kind` is the tag)."""
+
+    name: str = attrs.field(validator=non_empty)
+    kind: ProviderKind
+    base_url: str | None = attrs.field(default=None, validator=http_url)
     api_key: Secret | None = None
-    headers: dict[str, str] = attrs.Factory(dict)
+    headers: dict[str, str] = attrs.field(factory=dict, validator=each(_header))
     timeouts: Timeouts = Timeouts()
+
+
+@attrs.frozen(kw_only=True)
+class OpenAIProviderConfig(ProviderConfig):
+    kind: Literal["openai"] = "openai"
+    api_key: Secret
+    responses: ResponsesMode | None = attrs.field(
+        default=None, metadata=not_yet("choosing native or translated Responses is"))
+
+
+@attrs.frozen(kw_only=True)
+class AnthropicProviderConfig(ProviderConfig):
+    kind: Literal["anthropic"] = "anthropic"
+    api_key: Secret
+
+
+@attrs.frozen(kw_only=True)
+class MockProviderConfig(ProviderConfig):
+    kind: Literal["mock"] = "mock"
+
+
+@attrs.frozen(kw_only=True)
+class GeminiProviderConfig(ProviderConfig):
+    kind: Literal["gemini"] = "gemini"
+    api_key: Secret
+
+
+@attrs.frozen(kw_only=True)
+class BedrockProviderConfig(ProviderConfig):
+    kind: Literal["bedrock"] = "bedrock"
+    region: str = attrs.field(validator=non_empty)
+    aws_access_key_id: Secret | None = None  # all three unset: botocore's credential chain
+    aws_secret_access_key: Secret | None = None
+    aws_session_token: Secret | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AzureProviderConfig(ProviderConfig):
+    kind: Literal["azure"] = "azure"
+    base_url: str = attrs.field(validator=http_url)
+    api_key: Secret
+    api_version: str | None = None  # set: /deployments/{model}/…?api-version=
+
+
+@attrs.frozen(kw_only=True)
+class VertexProviderConfig(ProviderConfig):
+    kind: Literal["vertex"] = "vertex"
+    project: str = attrs.field(validator=non_empty)
+    location: str = attrs.field(validator=non_empty)
+    credentials: Secret | None = None  # service-account JSON; unset: application default credentials
+
+
+AnyProviderConfig = Union[  # noqa: UP007 - cattrs needs a typing.Union to tag
+    OpenAIProviderConfig,
+    AnthropicProviderConfig,
+    MockProviderConfig,
+    GeminiProviderConfig,
+    BedrockProviderConfig,
+    AzureProviderConfig,
+    VertexProviderConfig,
+]
 
 
 @attrs.frozen
 class Target:
-    model: str
+    model: str = attrs.field(validator=non_empty)
     priority: int = 0
-    weight: int = 1
+    weight: int = attrs.field(default=1, validator=at_least(1))
 
 
 @attrs.frozen
 class ModelConfig:
-    name: str
+    name: str = attrs.field(validator=_glob_name)
     provider: str | None = None
     model: str | None = None
-    defaults: dict[str, Any] = attrs.Factory(dict)
-    overrides: dict[str, Any] = attrs.Factory(dict)
-    targets: list[Target] = attrs.Factory(list)
+    defaults: dict[str, Any] = attrs.field(factory=dict, validator=_no_model_or_stream)
+    overrides: dict[str, Any] = attrs.field(factory=dict, validator=_no_model_or_stream)
+    targets: list[Target] = attrs.field(factory=list, metadata=not_yet("virtual models with targets are"))
 
 
 @attrs.frozen
 class AuthKey:
-    name: str
-    key_sha256: str | None = None
+    name: str = attrs.field(validator=non_empty)
+    key_sha256: str | None = attrs.field(default=None, validator=rule(
+        lambda v: v is None or _HEX64.fullmatch(v) is not None, "must be 64 lowercase hex characters"))
     key: Secret | None = None
     models: list[str] = attrs.Factory(lambda: ["*"])
-    requests_per_minute: int | None = None
-    tokens_per_minute: int | None = None
+    requests_per_minute: int | None = attrs.field(default=None, metadata=not_yet("per-key rate limits are"))
+    tokens_per_minute: int | None = attrs.field(default=None, metadata=not_yet("per-key rate limits are"))
+
+
+@attrs.frozen
+class JwtConfig:
+    issuer: str = attrs.field(validator=non_empty)
+    audiences: list[str] = attrs.Factory(list)
+    jwks: Secret | None = None  # { file = "jwks.json" }, relative to the config file
+    jwks_url: str | None = attrs.field(default=None, validator=http_url)
+    algorithms: list[JwtAlgorithm] = attrs.Factory(lambda: ["RS256", "ES256", "EdDSA"])
+    name_claim: str = attrs.field(default="sub", validator=non_empty)
+    models_claim: str | None = None
+    limits_claim: str | None = None
 
 
 @attrs.frozen
 class AuthConfig:
-    mode: str = "none"
+    mode: AuthMode = attrs.field(default="none", validator=_supported_mode)
     keys: list[AuthKey] = attrs.Factory(list)
-    jwt: dict[str, Any] | None = None
+    jwt: JwtConfig | None = attrs.field(default=None, metadata=not_yet("JWT auth is"))
 
 
 @attrs.frozen
 class RateLimitConfig:
-    store: str = "memory"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    store: Literal["memory", "redis"] = attrs.field(default="memory", metadata=not_yet('store "redis" is'))
+    redis_url: Secret | None = None
+    on_store_error: Literal["open", "closed"] = "open"
+    requests_per_minute: int = attrs.field(default=0, metadata=not_yet("gateway-wide rate limits are"))
+    tokens_per_minute: int = attrs.field(default=0, metadata=not_yet("gateway-wide rate limits are"))
+
+
+@attrs.frozen
+class WebhookConfig:
+    url: str = attrs.field(validator=[non_empty, http_url])
+    timeout: float = attrs.field(default=2.0, validator=positive)
+    on_error: Literal["open", "closed"] = "closed"
+
+
+@attrs.frozen
+class GuardrailConfig:
+    name: str = attrs.field(validator=non_empty)
+    on: GuardrailStage = "both"
+    action: GuardrailAction = "reject"
+    builtin: list[BuiltinDetector] = attrs.Factory(list)
+    patterns: list[str] = attrs.field(factory=list, validator=_regex)
+    scope: list[MessageRole] = attrs.Factory(lambda: ["system", "user", "assistant", "tool"])
+    models: list[str] = attrs.Factory(lambda: ["*"])
+    message: str = "request blocked by policy"
+    webhook: WebhookConfig | None = None
+
+
+@attrs.frozen
+class PromptMessage:
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str
 
 
 @attrs.frozen
 class PromptsConfig:
-    prepend: list[dict[str, Any]] = attrs.Factory(list)
-    append: list[dict[str, Any]] = attrs.Factory(list)
+    prepend: list[PromptMessage] = attrs.Factory(list)
+    append: list[PromptMessage] = attrs.Factory(list)
 
 
 @attrs.frozen
 class ObservabilityConfig:
-    access_log: str = "json"
-    log_prompts: bool = False
-    otlp_endpoint: str = ""
+    access_log: AccessLogFormat = "json"
+    log_prompts: bool = attrs.field(default=False, metadata=not_yet("logging prompts is"))
+    otlp_endpoint: str = attrs.field(default="", metadata=not_yet("OpenTelemetry export is"))
 
 
 @attrs.frozen
 class Config:
     server: ServerConfig = ServerConfig()
-    providers: list[ProviderConfig] = attrs.Factory(list)
+    providers: list[AnyProviderConfig] = attrs.Factory(list)
     models: list[ModelConfig] = attrs.Factory(list)
-    routes: dict[str, str] = attrs.Factory(dict)
+    routes: dict[str, str] = attrs.field(factory=dict, validator=each(_route))
     auth: AuthConfig = AuthConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()
-    guardrails: list[dict[str, Any]] = attrs.Factory(list)
-    prompts: PromptsConfig = PromptsConfig()
+    guardrails: list[GuardrailConfig] = attrs.field(factory=list, metadata=not_yet("guardrails are"))
+    prompts: PromptsConfig = attrs.field(default=PromptsConfig(), metadata=not_yet("prompt policies are"))
     observability: ObservabilityConfig = ObservabilityConfig()
-    source: str = ""
-
-    def provider(self, name: str) -> ProviderConfig:
-        for p in self.providers:
-            if p.name == name:
-                return p
-        raise KeyError(name)
+    source: str = ""  # the file it came from; not a config key
 
 
-def _converter(base_dir: Path | None) -> cattrs.Converter:
-    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
-    conv.register_structure_hook(Secret, lambda raw, _: resolve_secret(raw, base_dir))
-
-    def strict_number(kind: type) -> Any:
-        def hook(raw: Any, _: Any) -> Any:
-            ok = isinstance(raw, int) or (kind is float and isinstance(raw, float))
-            if not ok or isinstance(raw, bool):
-                raise ValueError(f"must be a {'number' if kind is float else 'whole number'}")
-            return kind(raw)
-
-        return hook
-
-    conv.register_structure_hook(int, strict_number(int))
-    conv.register_structure_hook(float, strict_number(float))
-
-    def strict_str(raw: Any, _: Any) -> str:
-        if not isinstance(raw, str):
-            raise ValueError("must be a string")
-        return raw
-
-    def strict_bool(raw: Any, _: Any) -> bool:
-        if not isinstance(raw, bool):
-            raise ValueError("must be true or false")
-        return raw
-
-    conv.register_structure_hook(str, strict_str)
-    conv.register_structure_hook(bool, strict_bool)
-    return conv
+def _kind_of(cls: type) -> str:
+    """The `kind` tag of a provider config class (its `kind` field's default)."""
+    return str(attrs.fields_dict(cls)["kind"].default)
 
 
-_UNKNOWN_KEYS = "unknown key(s): "
+_PROVIDER_CLASSES: dict[str, type[ProviderConfig]] = {_kind_of(cls): cls for cls in get_args(AnyProviderConfig)}
 
 
-def _describe(exc: BaseException, _type: Any) -> str:
-    if isinstance(exc, SecretError):
-        return str(exc)
-    if isinstance(exc, KeyError):
-        return "required key missing"
-    if isinstance(exc, ForbiddenExtraKeysError):
-        return _UNKNOWN_KEYS + ", ".join(sorted(exc.extra_fields))
-    if isinstance(exc, ValueError) and str(exc).startswith("must"):
-        return str(exc)
-    if isinstance(exc, TypeError | ValueError):
-        name = getattr(_type, "__name__", None) or str(_type)
-        return f"invalid value (expected {name})"
-    return str(exc)
+def _tag_providers(conv: cattrs.Converter) -> None:
+    """`[[providers]]` entries as a tagged union on `kind`; a missing or unknown kind is named."""
+    configure_tagged_union(AnyProviderConfig, conv, tag_name="kind", tag_generator=_kind_of)
+    tagged = conv.get_structure_hook(AnyProviderConfig)
+
+    def structure(raw: Any, t: Any) -> Any:
+        if not isinstance(raw, dict):
+            raise Invalid("must be a table")
+        kind = raw.get("kind")
+        if not isinstance(kind, str) or kind not in _PROVIDER_CLASSES:
+            problem: Exception = KeyError("kind") if kind is None else Invalid(
+                f"unknown provider kind {show(kind)} (one of {', '.join(SUPPORTED_PROVIDER_KINDS)})")
+            raise ClassValidationError("While structuring a provider", [at_key(problem, "kind")], ProviderConfig)
+        errors: list[Exception] = []
+        if kind not in SUPPORTED_PROVIDER_KINDS:
+            errors.append(at_key(Invalid(f'provider kind "{kind}" is not supported yet'), "kind"))
+        try:
+            provider = tagged(raw, t)
+        except ClassValidationError as exc:
+            errors.extend(exc.exceptions)
+        if errors:
+            raise ClassValidationError(f"While structuring provider {kind}", errors, ProviderConfig)
+        return provider
+
+    conv.register_structure_hook(AnyProviderConfig, structure)
 
 
-def _flatten(path: str) -> str:
-    path = path.removeprefix("$").removeprefix(".")
-    return path or "(top level)"
+# -- sections, cross-references and the entry points
+
+attrs.resolve_types(Config)
+_SECTIONS = {f.name: f for f in attrs.fields(Config) if f.name != "source"}
+_ARRAYS_OF_TABLES = ("providers", "models", "guardrails")
+
+
+@attrs.frozen
+class Sections:
+    """What parsed: a section or an array entry that has problems is None (its checks are skipped);
+    `declared` holds the `name` each `[[providers]]`/`[[models]]` entry gives, parsed or not, and
+    is None for an array that is not an array of tables (nothing is known about its names)."""
+
+    values: dict[str, Any]
+    declared: dict[str, set[str] | None]
+
+    def get(self, section: str) -> Any:
+        return self.values.get(section)
+
+    def entries(self, section: str) -> Iterator[tuple[int, Any]]:
+        """(index in the file, entry) for each entry that parsed."""
+        for i, entry in enumerate(self.values.get(section) or ()):
+            if entry is not None:
+                yield i, entry
+
+
+def _structure_sections(conv: cattrs.Converter, data: dict[str, Any]) -> tuple[Sections, list[str]]:
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    declared: dict[str, set[str] | None] = {}
+    for key, raw in data.items():
+        field = _SECTIONS.get(key)
+        if field is None:
+            problems.append(f"{key}: unknown key")
+            continue
+        section_type: Any = field.type
+        if key in _ARRAYS_OF_TABLES:
+            if not isinstance(raw, list):
+                problems.append(f"{key}: must be an array of tables ([[{key}]])")
+                declared[key] = None
+                continue
+            (entry_type,) = get_args(section_type)
+            entries = []
+            declared[key] = {e["name"] for e in raw if isinstance(e, dict) and isinstance(e.get("name"), str)}
+            for i, item in enumerate(raw):
+                try:
+                    entries.append(conv.structure(item, entry_type))
+                except Exception as exc:
+                    problems.extend(problems_in(exc, f"{key}[{i}]", entry_type))
+                    entries.append(None)
+                else:
+                    problems.extend(not_yet_problems(entries[-1], f"{key}[{i}]"))
+            values[key] = entries
+            parsed = [e for e in entries if e is not None]
+        else:
+            try:
+                values[key] = parsed = conv.structure(raw, section_type)
+            except Exception as exc:
+                problems.extend(problems_in(exc, key, section_type))
+                values[key] = None
+                continue
+            problems.extend(not_yet_problems(parsed, key))
+        what = field.metadata.get("not_yet")
+        if what is not None and parsed != default_of(field):
+            problems.append(f"{key}: {what} not supported yet")
+        if field.validator is not None:
+            try:
+                field.validator(None, field, parsed)
+            except Exception as exc:
+                problems.extend(problems_in(exc, key))
+    return Sections(values, declared), problems
+
+
+def validate(sections: Sections) -> list[str]:
+    """The checks that span fields or sections, on every part that parsed."""
+    problems: list[str] = []
+    server = sections.get("server")
+    if server is not None and server.admin_port and server.admin_port == server.port:
+        problems.append("server.admin_port: must differ from server.port")
+
+    seen: set[str] = set()
+    for i, p in sections.entries("providers"):
+        if p.name in seen:
+            problems.append(f'providers[{i}].name: duplicate provider name "{p.name}"')
+        seen.add(p.name)
+
+    providers = sections.declared.get("providers", set())
+    models = sections.declared.get("models", set())
+    for i, m in sections.entries("models"):
+        where = f"models[{i}]"
+        if m.targets:
+            for j, t in enumerate(m.targets):
+                if models is not None and t.model not in models:
+                    problems.append(f'{where}.targets[{j}].model: unknown model "{t.model}"')
+        elif m.provider is None:
+            problems.append(f"{where}.provider: required key missing")
+        elif providers is not None and m.provider not in providers:
+            problems.append(f'{where}.provider: unknown provider "{m.provider}"')
+
+    auth = sections.get("auth")
+    if auth is not None:
+        if auth.mode == "api_key" and not auth.keys:
+            problems.append("auth.keys: api_key mode needs at least one key")
+        for i, k in enumerate(auth.keys):
+            if (k.key is None) == (k.key_sha256 is None):
+                problems.append(f"auth.keys[{i}]: set exactly one of key or key_sha256")
+        if auth.jwt is not None and (auth.jwt.jwks is None) == (auth.jwt.jwks_url is None):
+            problems.append("auth.jwt: set exactly one of jwks or jwks_url")
+    for i, g in sections.entries("guardrails"):
+        if not (g.builtin or g.patterns or g.webhook):
+            problems.append(f"guardrails[{i}]: set builtin, patterns or webhook")
+    return problems
 
 
 def parse_config(data: dict[str, Any], *, source: str = "", base_dir: Path | None = None) -> Config:
     """Structure and validate a parsed TOML document; raise ConfigError listing every problem."""
-    conv = _converter(base_dir)
-    try:
-        config = conv.structure(data, Config)
-    except (ClassValidationError, IterableValidationError) as exc:
-        problems = []
-        for line in cattrs.transform_error(exc, format_exception=_describe):
-            message, _, where = line.rpartition(" @ ")
-            if message.startswith(_UNKNOWN_KEYS):
-                prefix = where.removeprefix("$").removeprefix(".")
-                for key in message.removeprefix(_UNKNOWN_KEYS).split(", "):
-                    problems.append(f"{prefix + '.' if prefix else ''}{key}: unknown key")
-            else:
-                problems.append(f"{_flatten(where)}: {message}")
-        # Structural errors first; semantic checks need a structured config.
-        raise ConfigError(problems) from None
-    config = attrs.evolve(config, source=source)
-    problems = validate(config)
+    conv = converter(base_dir)
+    _tag_providers(conv)
+    sections, problems = _structure_sections(conv, data)
+    problems.extend(validate(sections))
     if problems:
         raise ConfigError(problems)
-    return config
+    return Config(**sections.values, source=source)
 
 
 def load_config(path: str | Path) -> Config:
@@ -247,109 +522,6 @@ def load_config(path: str | Path) -> Config:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: invalid TOML ({exc})"]) from None
     return parse_config(data, source=str(path), base_dir=path.parent)
-
-
-def validate(config: Config) -> list[str]:
-    """Semantic checks that types alone cannot express."""
-    problems: list[str] = []
-    s = config.server
-    if not 1 <= s.port <= 65535:
-        problems.append("server.port: must be 1-65535")
-    if not 0 <= s.admin_port <= 65535:
-        problems.append("server.admin_port: must be 0-65535 (0 = off)")
-    if s.admin_port and s.admin_port == s.port:
-        problems.append("server.admin_port: must differ from server.port")
-    if s.workers < 0:
-        problems.append("server.workers: must be 0 (one per core) or more")
-    if s.max_request_bytes < 1024:
-        problems.append("server.max_request_bytes: must be at least 1024")
-    if s.max_passthrough_bytes < 0:
-        problems.append("server.max_passthrough_bytes: must be 0 (no cap) or more")
-    if s.ws_max_message_bytes < 1024:
-        problems.append("server.ws_max_message_bytes: must be at least 1024")
-    if s.max_upstream_connections < 1:
-        problems.append("server.max_upstream_connections: must be at least 1")
-    if s.default_max_tokens < 1:
-        problems.append("server.default_max_tokens: must be at least 1")
-
-    names: set[str] = set()
-    for i, p in enumerate(config.providers):
-        where = f"providers[{i}]"
-        if p.name in names:
-            problems.append(f'{where}.name: duplicate provider name "{p.name}"')
-        names.add(p.name)
-        if p.kind in FUTURE_PROVIDER_KINDS:
-            problems.append(f'{where}.kind: provider kind "{p.kind}" is not supported yet')
-        elif p.kind not in PROVIDER_KINDS:
-            allowed = ", ".join(PROVIDER_KINDS)
-            problems.append(f'{where}.kind: unknown provider kind "{p.kind}" (one of {allowed})')
-        if p.base_url is not None and not p.base_url.startswith(("http://", "https://")):
-            problems.append(f"{where}.base_url: must start with http:// or https://")
-        if p.kind in ("openai", "anthropic") and p.api_key is None:
-            problems.append(f"{where}.api_key: required for kind {p.kind}")
-        for field in ("connect", "first_byte", "idle"):
-            if getattr(p.timeouts, field) <= 0:
-                problems.append(f"{where}.timeouts.{field}: must be greater than 0")
-        for header in p.headers:
-            if not header or any(c in header for c in " :\r\n"):
-                problems.append(f'{where}.headers: invalid header name "{header}"')
-
-    model_names = {m.name for m in config.models}
-    for i, m in enumerate(config.models):
-        where = f"models[{i}]"
-        if not m.name:
-            problems.append(f"{where}.name: must not be empty")
-        elif "*" in m.name[:-1]:
-            problems.append(f'{where}.name: "*" is only allowed at the end')
-        if m.targets:
-            problems.append(f"{where}.targets: virtual models with targets are not supported yet")
-            for j, t in enumerate(m.targets):
-                if t.model not in model_names:
-                    problems.append(f'{where}.targets[{j}].model: unknown model "{t.model}"')
-        elif m.provider is None:
-            problems.append(f"{where}.provider: required key missing")
-        elif m.provider not in names:
-            problems.append(f'{where}.provider: unknown provider "{m.provider}"')
-        for key in ("model", "stream"):
-            if key in m.defaults or key in m.overrides:
-                problems.append(f'{where}: "{key}" cannot be set in defaults/overrides')
-
-    for suffix, route in config.routes.items():
-        if not suffix.startswith("/"):
-            problems.append(f'routes["{suffix}"]: path suffix must start with "/"')
-        if route not in ROUTE_TYPES:
-            allowed = ", ".join(ROUTE_TYPES)
-            problems.append(f'routes["{suffix}"]: unknown route type "{route}" (one of {allowed})')
-
-    auth = config.auth
-    if auth.mode not in ("none", "api_key"):
-        if auth.mode in ("jwt", "any"):
-            problems.append(f'auth.mode: "{auth.mode}" is not supported yet')
-        else:
-            problems.append(f'auth.mode: unknown mode "{auth.mode}" (one of none, api_key)')
-    if auth.mode == "api_key" and not auth.keys:
-        problems.append("auth.keys: api_key mode needs at least one key")
-    for i, k in enumerate(auth.keys):
-        where = f"auth.keys[{i}]"
-        if (k.key is None) == (k.key_sha256 is None):
-            problems.append(f"{where}: set exactly one of key or key_sha256")
-        if k.key_sha256 is not None and (
-            len(k.key_sha256) != 64 or any(c not in "0123456789abcdef" for c in k.key_sha256)
-        ):
-            problems.append(f"{where}.key_sha256: must be 64 lowercase hex characters")
-        if k.requests_per_minute is not None or k.tokens_per_minute is not None:
-            problems.append(f"{where}: per-key rate limits are not supported yet")
-    if auth.jwt is not None:
-        problems.append("auth.jwt: JWT auth is not supported yet")
-    if config.guardrails:
-        problems.append("guardrails: guardrails are not supported yet")
-    if config.prompts.prepend or config.prompts.append:
-        problems.append("prompts: prompt injection policies are not supported yet")
-    if config.observability.access_log not in ("json", "text", "off"):
-        problems.append('observability.access_log: must be "json", "text" or "off"')
-    if config.observability.otlp_endpoint:
-        problems.append("observability.otlp_endpoint: OpenTelemetry export is not supported yet")
-    return problems
 
 
 def redacted(config: Config) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,6 @@ class Secret:
         return f"Secret({self.source}, redacted)"
 
     __str__ = __repr__
-
-    def fingerprint(self) -> str:
-        """A short SHA-256 prefix, safe to log."""
-        return hashlib.sha256(self.value.encode()).hexdigest()[:8]
 
 
 def resolve_secret(raw: Any, base_dir: Path | None = None) -> Secret:

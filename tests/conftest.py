@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -28,6 +29,14 @@ def access_log() -> list[bytes]:
     return lines
 
 
+def free_port() -> int:
+    """A port nothing listens on now, for gateways the tests start (never the 4000/15000 a
+    gateway started from the Quick start may hold)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 FakeT = TypeVar("FakeT")
 
 
@@ -48,9 +57,10 @@ async def fake_anthropic(aiohttp_server: Any) -> FakeAnthropic:
 
 
 def base_config(upstream_url: str, **extra: Any) -> dict[str, Any]:
-    """A config with a fake OpenAI provider (`*` and `gpt-*`) and the mock (`mock-*`)."""
+    """A config with a fake OpenAI provider (`*` and `gpt-*`) and the mock (`mock-*`). Tests serve
+    it on a free port (aiohttp_server); the admin listener is off."""
     cfg: dict[str, Any] = {
-        "server": {"port": 4000, "admin_port": 0},
+        "server": {"port": free_port(), "admin_port": 0},
         "providers": [
             {"name": "fake", "kind": "openai", "base_url": upstream_url,
              "api_key": {"env": "FAKE_UPSTREAM_KEY"},

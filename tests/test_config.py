@@ -114,3 +114,145 @@ def test_invalid_toml_is_reported_not_raised(tmp_path: Path) -> None:
     (tmp_path / "broken.toml").write_text("[server\nport = 1")
     result = run_cli("check", str(tmp_path / "broken.toml"))
     assert result.returncode == 2 and "invalid TOML" in result.stderr
+
+
+FOUR_MISTAKES = """
+[server]
+port = "4000"
+[[providers]]
+name = "openai"
+kind = "openai"
+api_key = { env = "SURELY_UNSET_KEY" }
+colour = "blue"
+[[models]]
+name = "*"
+provider = "opena1"
+"""
+
+
+def test_check_reports_every_kind_of_problem_in_one_run(tmp_path: Path) -> None:
+    # A wrong type, an unknown key, an unset secret and a reference to a provider that does not
+    # exist: one run lists all four, each with its key path.
+    (tmp_path / "four.toml").write_text(FOUR_MISTAKES)
+    result = run_cli("check", str(tmp_path / "four.toml"))
+    assert result.returncode == 2
+    lines = [line.strip() for line in result.stderr.splitlines()[1:]]
+    assert sorted(lines) == sorted([
+        "server.port: must be a whole number",
+        "providers[0].colour: unknown key",
+        "providers[0].api_key: environment variable SURELY_UNSET_KEY is not set",
+        'models[0].provider: unknown provider "opena1"',
+    ])
+    assert "4 problem(s)" in result.stderr.splitlines()[0]
+
+
+def test_references_to_an_entry_that_did_not_parse_are_not_reported_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SURELY_UNSET_KEY", raising=False)
+    found = problems({"providers": [{"name": "o", "kind": "openai", "api_key": {"env": "SURELY_UNSET_KEY"}}],
+                      "models": [{"name": "*", "provider": "o"}, {"name": "x", "provider": "p"}]})
+    assert found == ["providers[0].api_key: environment variable SURELY_UNSET_KEY is not set",
+                     'models[1].provider: unknown provider "p"']
+
+
+def test_references_into_a_section_that_is_not_an_array_of_tables_are_not_checked() -> None:
+    assert problems({"providers": {"name": "o", "kind": "mock"}, "models": [{"name": "*", "provider": "o"}]}) == [
+        "providers: must be an array of tables ([[providers]])"]
+
+
+def test_every_refused_value_of_a_table_is_listed() -> None:
+    found = problems({"server": {"port": 0, "admin_port": 70000, "workers": -1, "keepalive_timeout": 0},
+                      "providers": [{"name": "m", "kind": "mock", "base_url": "ftp://x",
+                                     "headers": {"bad name": "v", "x-ok": "line\nbreak"}}]})
+    assert found == [
+        "server.port: must be 1-65535",
+        "server.workers: must be 0 (one per core) or more",
+        "server.admin_port: must be 0-65535 (0 = off)",
+        "server.keepalive_timeout: must be greater than 0",
+        "providers[0].base_url: must start with http:// or https://",
+        'providers[0].headers["bad name"]: invalid header name',
+        'providers[0].headers["x-ok"]: header values must not contain line breaks',
+    ]
+
+
+def test_choices_name_what_is_allowed() -> None:
+    found = problems({"observability": {"access_log": "xml"}, "auth": {"mode": "token"}})
+    assert found == ['observability.access_log: must be one of "json", "text", "off" (got "xml")',
+                     'auth.mode: must be one of "none", "api_key", "jwt", "any" (got "token")']
+
+
+def test_provider_kinds_of_the_contract_are_typed_and_refused_as_not_supported_yet() -> None:
+    found = problems({"providers": [
+        {"name": "g", "kind": "gemini", "api_key": {"env": "HOME"}},
+        {"name": "b", "kind": "bedrock", "regoin": "us-east-1"},
+        {"name": "a", "kind": "azure", "api_key": {"env": "HOME"}, "base_url": "https://r.openai.azure.com/openai",
+         "api_version": "2024-10-21"},
+        {"name": "v", "kind": "vertex", "project": "p", "location": "us-central1", "region": "x"},
+        {"name": "o", "kind": "openai", "api_key": {"env": "HOME"}, "region": "us-east-1"},
+        {"name": "n", "kind": "nope"},
+    ]})
+    assert found == [
+        'providers[0].kind: provider kind "gemini" is not supported yet',
+        'providers[1].kind: provider kind "bedrock" is not supported yet',
+        "providers[1].region: required key missing",
+        "providers[1].regoin: unknown key",
+        'providers[2].kind: provider kind "azure" is not supported yet',
+        'providers[3].kind: provider kind "vertex" is not supported yet',
+        "providers[3].region: unknown key",
+        "providers[4].region: unknown key",  # bedrock's key is not an openai key
+        'providers[5].kind: unknown provider kind "nope" (one of openai, anthropic, mock)',
+    ]
+
+
+def test_providers_are_typed_per_kind() -> None:
+    config = parse_config({"providers": [{"name": "o", "kind": "openai", "api_key": {"env": "HOME"}},
+                                         {"name": "m", "kind": "mock"}],
+                           "models": [{"name": "*", "provider": "o"}]})
+    assert [type(p).__name__ for p in config.providers] == ["OpenAIProviderConfig", "MockProviderConfig"]
+    assert [p.kind for p in config.providers] == ["openai", "mock"]
+    assert problems({"providers": [{"name": "a", "kind": "anthropic"}]}) == ["providers[0].api_key: required key missing"]
+
+
+def test_jwt_guardrails_and_prompts_are_typed_and_refused_as_not_supported_yet() -> None:
+    found = problems({
+        "auth": {"mode": "jwt", "jwt": {"issuer": "https://issuer.example", "algorithms": ["HS256"],
+                                        "jwks_url": "https://issuer.example/jwks.json"}},
+        "guardrails": [{"name": "pii", "on": "sideways", "builtin": ["email", "dna"], "patterns": ["("]},
+                       {"name": "ok", "builtin": ["email"]}],
+        "prompts": {"prepend": [{"role": "system", "content": "Be brief."}], "append": [{"content": "x"}]},
+    })
+    assert found == [
+        'auth.mode: "jwt" is not supported yet',
+        'auth.jwt.algorithms[0]: must be one of "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", '
+        '"ES256", "ES384", "ES512", "EdDSA" (got "HS256")',
+        'guardrails[0].on: must be one of "request", "response", "both" (got "sideways")',
+        'guardrails[0].builtin[1]: must be one of "email", "credit_card", "ssn", "phone", "ipv4", "secret" (got "dna")',
+        "guardrails[0].patterns[0]: not a regular expression (missing ), unterminated subpattern at position 0)",
+        "guardrails: guardrails are not supported yet",
+        "prompts.append[0].role: required key missing",
+    ]
+    assert problems({"auth": {"jwt": {"issuer": "i", "jwks_url": "https://i/jwks"}},
+                     "guardrails": [{"name": "g", "patterns": ["x"]}],
+                     "prompts": {"prepend": [{"role": "system", "content": "Be brief."}]}}) == [
+        "auth.jwt: JWT auth is not supported yet",
+        "guardrails: guardrails are not supported yet",
+        "prompts: prompt policies are not supported yet",
+    ]
+
+
+def test_config_file_path_is_not_a_config_key() -> None:
+    assert problems({"source": "elsewhere.toml"}) == ["source: unknown key"]
+
+
+def test_an_entry_using_a_feature_not_built_yet_is_still_cross_checked() -> None:
+    found = problems({"providers": [{"name": "m", "kind": "mock"}],
+                      "models": [{"name": "fast", "provider": "m"},
+                                 {"name": "resilient", "targets": [{"model": "fast"}, {"model": "fsat"}]}],
+                      "auth": {"jwt": {"issuer": "https://issuer.example"}},
+                      "rate_limit": {"store": "redis", "redis_url": {"env": "HOME"}}})
+    assert found == [
+        "models[1].targets: virtual models with targets are not supported yet",
+        "auth.jwt: JWT auth is not supported yet",
+        'rate_limit.store: store "redis" is not supported yet',
+        'models[1].targets[1].model: unknown model "fsat"',
+        "auth.jwt: set exactly one of jwks or jwks_url",
+    ]

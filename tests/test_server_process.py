@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -10,35 +13,38 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import openai
 import pytest
+from aiohttp import web
+
+from gateway.supervisor import RestartBackoff
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start(*args: str, config: str = "gateway.toml", stdout: int = subprocess.DEVNULL,
           env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """`python -m gateway` on free ports for the API and the admin listener (so the suite runs
+    beside a gateway that holds the shipped config's 4000 and 15000)."""
     port = free_port()
+    if "--admin-port" not in args:
+        args = (*args, "--admin-port", str(free_port()))
     proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", config, "--port", str(port), *args],
                             cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return proc, port
         except OSError:
             time.sleep(0.05)
     proc.kill()
-    raise AssertionError("gateway did not start")
+    _, err = proc.communicate()
+    raise AssertionError(f"gateway did not start: {err.decode()[-2000:]}")
 
 
 @pytest.fixture
@@ -72,11 +78,9 @@ def test_shipped_config_answers_the_openai_sdk_streaming(gateway_process: int) -
     assert "hello world" in "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
 
-def test_two_workers_share_the_port(tmp_path: Path) -> None:
+def test_two_workers_share_the_port() -> None:
     admin = free_port()
-    shipped = (ROOT / "gateway.toml").read_text()
-    (tmp_path / "gw.toml").write_text(shipped.replace("admin_port = 15000", f"admin_port = {admin}"))
-    proc, port = start("--workers", "2", config=str(tmp_path / "gw.toml"))
+    proc, port = start("--workers", "2", "--admin-port", str(admin))
     try:
         pids = set()
         for _ in range(60):
@@ -120,3 +124,171 @@ def test_worker_freezes_startup_objects_and_collects_young_ones_less_often() -> 
              "assert gc.get_freeze_count() > 1000, gc.get_freeze_count()")
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr.decode()[-500:]
+
+
+# -- process handling an operator can trust
+
+
+def stderr_lines(proc: subprocess.Popen[bytes]) -> list[str]:
+    assert proc.stderr is not None
+    return [line for line in proc.stderr.read().decode().splitlines() if line.strip()]
+
+
+def test_version_flag_prints_the_version() -> None:
+    from gateway import __version__
+
+    done = subprocess.run([sys.executable, "-m", "gateway", "--version"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.strip() == f"llm-gateway {__version__}"
+
+
+def test_one_line_at_start_naming_version_addresses_and_what_was_loaded_and_one_at_shutdown() -> None:
+    from gateway import __version__
+
+    admin = free_port()
+    proc, port = start("--admin-port", str(admin))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    lines = stderr_lines(proc)
+    assert len(lines) == 2, lines
+    assert (f"gateway {__version__} listening on http://127.0.0.1:{port} (admin http://127.0.0.1:{admin}); "
+            f"1 provider, 5 models; pid {proc.pid}") in lines[0]
+    assert f"gateway stopped (pid {proc.pid})" in lines[1]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("listener", ["API", "admin listener"])
+def test_a_taken_port_is_one_clear_line_and_a_failed_start(workers: str, listener: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        held = taken.getsockname()[1]
+        port, admin = (held, free_port()) if listener == "API" else (free_port(), held)
+        done = subprocess.run([sys.executable, "-m", "gateway", "--port", str(port), "--admin-port", str(admin),
+                               "--workers", workers], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"cannot listen on 127.0.0.1:{held} for the {listener}: address already in use" in lines[0]
+
+
+def healthz_pid(admin: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/healthz", timeout=10) as resp:
+        return int(json.loads(resp.read())["pid"])
+
+
+def worker_pids(admin: int, want: int, exclude: frozenset[int] = frozenset()) -> set[int]:
+    """Ask /healthz (a new connection each time, spread over the workers) until `want` workers answered."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + 20
+    while len(pids - exclude) < want and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            pids.add(healthz_pid(admin))
+    return pids - exclude
+
+
+def test_a_worker_that_dies_is_logged_and_replaced() -> None:
+    admin = free_port()
+    proc, _ = start("--workers", "2", "--admin-port", str(admin))
+    try:
+        first = worker_pids(admin, 2)
+        assert len(first) == 2
+        killed = min(first)
+        os.kill(killed, signal.SIGKILL)
+        (replacement,) = worker_pids(admin, 1, exclude=frozenset(first))
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=15)
+    lines = stderr_lines(proc)
+    assert code == 0
+    assert any(f"worker pid {killed} was killed by SIGKILL; replacing it" in line for line in lines), lines
+    assert any(f"worker pid {replacement} started" in line for line in lines), lines
+    assert "gateway stopped" in lines[-1]
+
+
+GIVING_UP = """
+import logging, os, sys, time
+from gateway.supervisor import StartupError, supervise
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+starts = sys.argv[1]
+
+def worker(on_ready):
+    attempt = len(os.listdir(starts))
+    open(os.path.join(starts, str(os.getpid())), "w").close()
+    if attempt >= 2:
+        raise StartupError("the port is gone")
+    on_ready()
+    time.sleep(0.2)
+    os._exit(3)
+
+sys.exit(supervise(worker, 2, "started", stop_timeout=5))
+"""
+
+
+def test_master_gives_up_with_exit_1_when_no_worker_can_start_any_more(tmp_path: Path) -> None:
+    # Both first workers start and die; their replacements cannot start: the master exits 1.
+    done = subprocess.run([sys.executable, "-c", GIVING_UP, str(tmp_path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == "INFO started"
+    assert any(line.startswith("WARNING worker pid") and "exited with code 3; replacing it in 0.5 s" in line
+               for line in lines), lines
+    assert lines[-1] == "ERROR no worker could start (the port is gone); giving up"
+
+
+def test_workers_that_keep_dying_are_replaced_later_and_later() -> None:
+    backoff = RestartBackoff(base=0.5, cap=4.0, stable_after=10.0)
+    assert [backoff.delay(lived=1.0) for _ in range(5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert backoff.delay(lived=60.0) == 0.0  # a worker that ran a while is replaced at once
+    assert backoff.delay(lived=0.1) == 0.5
+
+
+# -- requests aiohttp cannot parse: answered in OpenAI's JSON shape, no traceback
+
+
+async def raw_exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), timeout=10)
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.fixture
+async def listening_gateway() -> AsyncIterator[int]:
+    from gateway.app import build_app
+    from gateway.config import load_config
+    from gateway.server import make_runner
+
+    config = load_config(ROOT / "gateway.toml")
+    runner = make_runner(build_app(config), config.server)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield port
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize(("request_bytes", "status", "code"), [
+    (b"GET /v1/models?q=" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "request_line_too_long"),
+    (b"GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 10_000 + b"\r\n\r\n", 431,
+     "request_header_too_large"),
+    (b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(150)) + b"\r\n",
+     431, "request_header_too_large"),
+    (b"GET /v1/models HTTP/1.1\r\nHost: x\r\nBad Header: v\r\n\r\n", 400, "malformed_http_request"),
+])
+async def test_requests_the_http_parser_refuses_get_a_json_error(
+        listening_gateway: int, request_bytes: bytes, status: int, code: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    got, headers, body = await raw_exchange(listening_gateway, request_bytes)
+    assert got == status
+    assert headers["content-type"].startswith("application/json")
+    error = json.loads(body)["error"]
+    assert error["code"] == code and error["type"] == "invalid_request_error" and error["message"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
