@@ -39,6 +39,7 @@ from .config_checks import (
     rule,
     show,
 )
+from .plan import find_cycle
 from .secret import Secret
 
 __all__ = [
@@ -57,6 +58,8 @@ __all__ = [
     "ProviderConfig",
     "ProviderKind",
     "RateLimitConfig",
+    "RetryConfig",
+    "HealthConfig",
     "RouteType",
     "ServerConfig",
     "Target",
@@ -255,7 +258,28 @@ class ModelConfig:
     model: str | None = None
     defaults: dict[str, Any] = attrs.field(factory=dict, validator=_no_model_or_stream)
     overrides: dict[str, Any] = attrs.field(factory=dict, validator=_no_model_or_stream)
-    targets: list[Target] = attrs.field(factory=list, metadata=not_yet("virtual models with targets are"))
+    targets: list[Target] | None = None  # a virtual model: a plan of other models
+
+    @property
+    def is_virtual(self) -> bool:
+        return self.targets is not None
+
+
+@attrs.frozen
+class RetryConfig:
+    """`[retry]`: attempts per request (all targets together), backoff, longest Retry-After waited."""
+
+    attempts: int = attrs.field(default=3, validator=at_least(1))
+    backoff: float = attrs.field(default=0.2, validator=at_least(0, "0 or more"))
+    max_retry_after: float = attrs.field(default=10.0, validator=at_least(0, "0 or more"))
+
+
+@attrs.frozen
+class HealthConfig:
+    """`[health]`: consecutive failures that eject a target, and for how long."""
+
+    eject_after: int = attrs.field(default=5, validator=at_least(1))
+    cooldown: float = attrs.field(default=30.0, validator=positive)
 
 
 @attrs.frozen
@@ -342,6 +366,8 @@ class Config:
     providers: list[AnyProviderConfig] = attrs.Factory(list)
     models: list[ModelConfig] = attrs.Factory(list)
     routes: dict[str, str] = attrs.field(factory=dict, validator=each(_route))
+    retry: RetryConfig | None = None  # absent: no retries, but a virtual model tries each target once
+    health: HealthConfig = HealthConfig()
     auth: AuthConfig = AuthConfig()
     rate_limit: RateLimitConfig = RateLimitConfig()
     guardrails: list[GuardrailConfig] = attrs.field(factory=list, metadata=not_yet("guardrails are"))
@@ -475,15 +501,14 @@ def validate(sections: Sections) -> list[str]:
     models = sections.declared.get("models", set())
     for i, m in sections.entries("models"):
         where = f"models[{i}]"
-        if m.targets:
-            for j, t in enumerate(m.targets):
-                if models is not None and t.model not in models:
-                    problems.append(f'{where}.targets[{j}].model: unknown model "{t.model}"')
+        if m.targets is not None:
+            problems.extend(_virtual_model_problems(where, m, models))
         elif m.provider is None:
             problems.append(f"{where}.provider: required key missing")
         elif providers is not None and m.provider not in providers:
             problems.append(f'{where}.provider: unknown provider "{m.provider}"')
 
+    problems.extend(_target_cycles(sections))
     auth = sections.get("auth")
     if auth is not None:
         if auth.mode == "api_key" and not auth.keys:
@@ -497,6 +522,49 @@ def validate(sections: Sections) -> list[str]:
         if not (g.builtin or g.patterns or g.webhook):
             problems.append(f"guardrails[{i}]: set builtin, patterns or webhook")
     return problems
+
+
+def _names_model(names: set[str], model: str) -> bool:
+    """Whether a target's model resolves among the configured names, as a client's name would."""
+    if model in names:
+        return True
+    return any(n == "*" or (n.endswith("*") and model.startswith(n[:-1])) for n in names)
+
+
+def _virtual_model_problems(where: str, m: ModelConfig, models: set[str] | None) -> Iterator[str]:
+    assert m.targets is not None
+    if not m.targets:
+        yield f"{where}.targets: must list at least one target"
+    if "*" in m.name:
+        yield f"{where}.name: a virtual model needs an exact name (no \"*\")"
+    for key in ("provider", "model"):
+        if getattr(m, key) is not None:
+            yield f"{where}.{key}: a virtual model has no {key} of its own (its targets do)"
+    for key in ("defaults", "overrides"):
+        if getattr(m, key):
+            yield f"{where}.{key}: set {key} on the target models, not on the virtual model"
+    for j, t in enumerate(m.targets):
+        if t.model == m.name:
+            yield f'{where}.targets[{j}].model: a virtual model cannot target itself'
+        elif models is not None and not _names_model(models, t.model):
+            yield f'{where}.targets[{j}].model: unknown model "{t.model}"'
+
+
+def _target_cycles(sections: Sections) -> Iterator[str]:
+    """Virtual models that reach themselves through other virtual models."""
+    graph: dict[str, list[str]] = {}
+    where: dict[str, str] = {}
+    for i, m in sections.entries("models"):
+        if m.targets:
+            graph.setdefault(m.name, [t.model for t in m.targets if t.model != m.name])
+            where.setdefault(m.name, f"models[{i}].targets")
+    reported: set[str] = set()
+    while True:
+        cycle = find_cycle({k: v for k, v in graph.items() if k not in reported})
+        if cycle is None or len(cycle) < 2:
+            return
+        reported.update(cycle)
+        yield f"{where[cycle[0]]}: targets form a cycle: {' -> '.join(cycle)}"
 
 
 def parse_config(data: dict[str, Any], *, source: str = "", base_dir: Path | None = None) -> Config:

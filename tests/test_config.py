@@ -250,9 +250,26 @@ def test_an_entry_using_a_feature_not_built_yet_is_still_cross_checked() -> None
                       "auth": {"jwt": {"issuer": "https://issuer.example"}},
                       "rate_limit": {"store": "redis", "redis_url": {"env": "HOME"}}})
     assert found == [
-        "models[1].targets: virtual models with targets are not supported yet",
         "auth.jwt: JWT auth is not supported yet",
         'rate_limit.store: store "redis" is not supported yet',
         'models[1].targets[1].model: unknown model "fsat"',
         "auth.jwt: set exactly one of jwks or jwks_url",
     ]
+
+
+def test_virtual_model_mistakes_are_named() -> None:
+    found = problems({"providers": [{"name": "m", "kind": "mock"}],
+                      "models": [{"name": "fast", "provider": "m"},
+                                 {"name": "empty", "targets": []},
+                                 {"name": "typo", "targets": [{"model": "fsat"}]},
+                                 {"name": "a", "targets": [{"model": "b"}]},
+                                 {"name": "b", "targets": [{"model": "fast"}, {"model": "a"}]},
+                                 {"name": "own", "provider": "m", "targets": [{"model": "fast"}]},
+                                 {"name": "heavy", "targets": [{"model": "fast", "weight": 0}]}],
+                      "retry": {"attempts": 0}})
+    assert "models[1].targets: must list at least one target" in found
+    assert 'models[2].targets[0].model: unknown model "fsat"' in found
+    assert "models[3].targets: targets form a cycle: a -> b -> a" in found
+    assert "models[5].provider: a virtual model has no provider of its own (its targets do)" in found
+    assert any(p.startswith("models[6].targets[0].weight: must be at least 1") for p in found)
+    assert "retry.attempts: must be at least 1" in found
