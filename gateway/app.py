@@ -9,12 +9,12 @@ from aiohttp import web
 
 from middleware import build_chain
 from middleware.observe import flush_access_log
-from middleware.relay import dispatch
 
 from .accounting import ACCOUNTING
 from .config import Config
 from .exchange import SESSION, STATE
 from .gateway_state import build_state
+from .handler import dispatch
 from .realtime import REALTIME_SESSIONS, close_realtime_sessions
 from .realtime_policy import REALTIME_POLICIES
 from .realtime_subprotocols import install_log_redaction
@@ -26,7 +26,10 @@ __all__ = ["build_app"]
 def build_app(config: Config) -> web.Application:
     """The gateway application: typed state, the middleware chain, one catch-all handler."""
     state = build_state(config)
-    app = web.Application(middlewares=build_chain(state), client_max_size=config.server.max_request_bytes)
+    # Bodies arrive as sent (auto_decompress off): passthrough forwards them unchanged, and
+    # gateway/request_body.py decodes the ones the gateway reads.
+    app = web.Application(middlewares=build_chain(state), client_max_size=config.server.max_request_bytes,
+                          handler_args={"auto_decompress": False})
     app[STATE] = state
     app[ACCOUNTING] = app[STATE].accounting
     app[REALTIME_SESSIONS] = weakref.WeakSet()

@@ -1,4 +1,5 @@
-"""One error hierarchy; each error knows its status and renders in the client's format."""
+"""One error hierarchy: a class per status the gateway answers with, and the one place an
+error's shape is chosen by the client's format (`error_body`)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,23 @@ __all__ = [
     "ANTHROPIC",
     "OPENAI",
     "BadRequest",
+    "Forbidden",
     "GatewayError",
+    "InternalError",
     "MalformedUpstream",
+    "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "Unauthorized",
+    "UnsupportedMediaType",
+    "UpgradeRequired",
     "UpstreamError",
     "UpstreamTimeout",
     "UpstreamUnreachable",
     "anthropic_error",
     "anthropic_error_type",
+    "error_body",
+    "error_for_status",
     "openai_error",
     "openai_error_type",
 ]
@@ -77,6 +85,14 @@ def anthropic_error(message: str, error_type: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": error_type, "message": message}}
 
 
+def error_body(fmt: str, message: str, status: int, code: str | None = None, param: str | None = None,
+               error_type: str | None = None) -> dict[str, Any]:
+    """An error in the client's format `fmt` (OPENAI or ANTHROPIC); the type follows the status."""
+    if fmt == ANTHROPIC:
+        return anthropic_error(message, error_type or anthropic_error_type(status))
+    return openai_error(message, error_type or openai_error_type(status), code, param)
+
+
 class GatewayError(Exception):
     """An error answered to the client; never carries secrets or tracebacks."""
 
@@ -103,14 +119,9 @@ class GatewayError(Exception):
         self.error_type = error_type
         self.headers = headers or {}
 
-    def body(self, fmt: str) -> dict[str, Any]:
-        """The error body in `fmt` (OPENAI or ANTHROPIC)."""
-        if fmt == ANTHROPIC:
-            return anthropic_error(self.message, self.error_type or anthropic_error_type(self.status))
-        return openai_error(self.message, self.error_type or openai_error_type(self.status), self.code, self.param)
-
     def render(self, fmt: str) -> bytes:
-        return orjson.dumps(self.body(fmt))
+        """The JSON error body in the client's format `fmt`."""
+        return orjson.dumps(error_body(fmt, self.message, self.status, self.code, self.param, self.error_type))
 
 
 class BadRequest(GatewayError):
@@ -123,9 +134,26 @@ class Unauthorized(GatewayError):
     code = "invalid_api_key"
 
 
+class Forbidden(GatewayError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(GatewayError):
     status = 404
     code = "not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    """A method the route does not answer; `Allow` lists the ones it does."""
+
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, method: str, allowed: frozenset[str]) -> None:
+        listed = sorted(allowed)
+        super().__init__(f"{method[:32]} is not allowed on this route; use {' or '.join(listed)}",
+                         headers={"Allow": ", ".join(listed)})
 
 
 class PayloadTooLarge(GatewayError):
@@ -133,9 +161,38 @@ class PayloadTooLarge(GatewayError):
     code = "request_too_large"
 
 
-class UpstreamUnreachable(GatewayError):
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class UpgradeRequired(GatewayError):
+    status = 426
+    code = "upgrade_required"
+
+
+class InternalError(GatewayError):
+    """A failure of the gateway itself; the details go to its log, never to the client."""
+
+    status = 500
+
+
+class UpstreamError(GatewayError):
+    """The provider failed to give an answer (it broke off, redirected, …); 502 unless the
+    provider's own status is relayed."""
+
     status = 502
+    code = "upstream_error"
+
+
+class UpstreamUnreachable(UpstreamError):
     code = "upstream_unreachable"
+
+
+class MalformedUpstream(UpstreamError):
+    """The provider answered with a success status but a body of the wrong shape."""
+
+    code = "upstream_malformed"
 
 
 class UpstreamTimeout(GatewayError):
@@ -143,14 +200,14 @@ class UpstreamTimeout(GatewayError):
     code = "upstream_timeout"
 
 
-class UpstreamError(GatewayError):
-    """An upstream error response relayed with its status."""
+_BY_STATUS: dict[int, type[GatewayError]] = {
+    cls.status: cls for cls in (BadRequest, Unauthorized, Forbidden, NotFound, PayloadTooLarge,
+                                UnsupportedMediaType, UpgradeRequired, InternalError, UpstreamError,
+                                UpstreamTimeout)
+}
 
-    code = "upstream_error"
 
-
-class MalformedUpstream(GatewayError):
-    """The provider answered with a success status but a body of the wrong shape."""
-
-    status = 502
-    code = "upstream_malformed"
+def error_for_status(status: int, message: str) -> GatewayError:
+    """The gateway's error for an HTTP status raised by aiohttp itself."""
+    cls = _BY_STATUS.get(status)
+    return cls(message) if cls is not None else GatewayError(message, status=status)

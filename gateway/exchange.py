@@ -1,4 +1,5 @@
-"""Typed keys for application state and the per-request record every middleware shares."""
+"""Typed keys for application state, the per-request record every middleware shares, and the
+one rule for which format (OpenAI or Anthropic) a client is answered in."""
 
 from __future__ import annotations
 
@@ -9,16 +10,16 @@ import attrs
 from aiohttp import ClientSession, web
 
 from .errors import ANTHROPIC, OPENAI
-from .routes import MESSAGES, MODELS, TOKEN_COUNT
 
 if TYPE_CHECKING:
     from .formats.codecs import Codec
     from .gateway_state import GatewayState, ModelMatcher
     from .model_router import ModelRoute
     from .providers import Provider
+    from .routes import RouteSpec
     from .usage import Usage
 
-__all__ = ["EXCHANGE", "SESSION", "STATE", "Exchange"]
+__all__ = ["EXCHANGE", "SESSION", "STATE", "Exchange", "client_format_for"]
 
 STATE: web.AppKey[GatewayState] = web.AppKey("gateway_state")
 SESSION: web.AppKey[ClientSession] = web.AppKey("upstream_session", ClientSession)
@@ -28,12 +29,12 @@ SESSION: web.AppKey[ClientSession] = web.AppKey("upstream_session", ClientSessio
 class Exchange:
     """What the gateway knows about one request as it moves through the chain."""
 
-    route: str
-    client_format: str
+    spec: RouteSpec
+    client_format: str  # OPENAI or ANTHROPIC: the shape of every error and listing it gets
     item: str = ""
     started: float = attrs.field(factory=time.perf_counter)
     raw_body: bytes = b""
-    body_read: bool = False  # raw_body holds the whole body (else a passthrough body is streamed)
+    body_read: bool = False  # raw_body holds the whole (decoded) body; else a passthrough body is streamed
     body: dict[str, Any] | None = None
     body_changed: bool = False
     client_body: dict[str, Any] | None = None  # the body as the client sent it (before translation)
@@ -49,15 +50,18 @@ class Exchange:
     identity: str = ""
     model_allowed: ModelMatcher | None = None  # None: the key may use every model
     error: str = ""
+    # Set once the handler has sent its response head: a failure after that cannot become an
+    # error response any more (the handler ends its own answer).
+    response: web.StreamResponse | None = None
 
 
 EXCHANGE: web.RequestKey[Exchange] = web.RequestKey("exchange", Exchange)
 
 
-def client_format_for(route: str, headers: Any) -> str:
-    """Errors and listings answer in the format the client speaks."""
-    if route in (MESSAGES, TOKEN_COUNT):
-        return ANTHROPIC
-    if route == MODELS and "anthropic-version" in headers:
-        return ANTHROPIC
-    return OPENAI
+def client_format_for(spec: RouteSpec, headers: Any) -> str:
+    """The format the client speaks: its route's, or for routes any client uses (models,
+    passthrough, realtime) ANTHROPIC when it sends an Anthropic header, else OPENAI."""
+    fmt = spec.client_format
+    if fmt is not None:
+        return fmt
+    return ANTHROPIC if "anthropic-version" in headers or "x-api-key" in headers else OPENAI

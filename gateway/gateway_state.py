@@ -31,7 +31,7 @@ def model_matcher(patterns: list[str]) -> ModelMatcher | None:
 
 @attrs.define(eq=False)
 class GatewayState:
-    """The immutable per-config snapshot the request path reads."""
+    """The per-config snapshot the request path reads (only `draining` changes, at shutdown)."""
 
     config: Config
     routes: RouteTable

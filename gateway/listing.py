@@ -1,4 +1,4 @@
-"""Answers the gateway gives itself: the model list and local token-count estimates."""
+"""The model list, answered from config in the client's format (OpenAI or Anthropic)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import time
 from aiohttp import web
 
 from .errors import ANTHROPIC, NotFound
-from .exchange import Exchange
-from .gateway_state import GatewayState
+from .exchange import STATE, Exchange
 
 __all__ = ["list_models"]
 
@@ -24,9 +23,9 @@ def _anthropic_model(name: str) -> dict[str, object]:
     return {"type": "model", "id": name, "display_name": name, "created_at": created}
 
 
-def list_models(state: GatewayState, ex: Exchange, request: web.Request) -> web.Response:
+async def list_models(request: web.Request, ex: Exchange) -> web.Response:
     """`/v1/models` and `/v1/models/{id}` from config, in the caller's format."""
-    models = [(m.name, m.provider or "virtual") for m in state.models.listed]
+    models = [(m.name, m.provider or "virtual") for m in request.app[STATE].models.listed]
     allowed = ex.model_allowed
     if allowed is not None:
         models = [(n, p) for n, p in models if allowed(n)]

@@ -15,7 +15,6 @@ __all__ = ["ModelRoute", "ModelRouter"]
 class ModelRoute:
     """Where one client model name goes: provider, upstream name, body defaults/overrides."""
 
-    name: str
     provider: str
     upstream_model: str | None
     defaults: dict[str, Any]
@@ -41,7 +40,7 @@ class ModelRouter:
         for m in models:
             if m.provider is None:
                 continue
-            route = ModelRoute(m.name, m.provider, m.model, dict(m.defaults), dict(m.overrides))
+            route = ModelRoute(m.provider, m.model, dict(m.defaults), dict(m.overrides))
             if m.name == "*":
                 self._wildcard = self._wildcard or route
             elif m.name.endswith("*"):

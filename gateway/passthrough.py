@@ -1,23 +1,38 @@
-"""Safe passthrough: which paths may be forwarded and which headers cross the gateway."""
+"""Passthrough: any other request relayed to the model's provider, streamed both ways, safely
+(which paths may be forwarded, which headers cross the gateway, bodies never buffered whole).
+
+Method, path below the provider's base URL, query (byte for byte, as the client encoded it)
+and body (as sent, Content-Encoding included) go upstream unchanged; a JSON body read to find
+the model goes decoded. Once the answer has begun, a failure cuts the connection, so the
+client sees a broken answer rather than a complete-looking short one.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
-from aiohttp import StreamReader
+import aiohttp
+from aiohttp import StreamReader, web
 from multidict import CIMultiDict
 
-from .errors import BadRequest, PayloadTooLarge
+from .errors import BadRequest, GatewayError, NotFound, PayloadTooLarge
+from .exchange import SESSION, STATE, Exchange
 from .providers.base import CLIENT_CREDENTIAL_HEADERS, HOP_BY_HOP, Provider
+from .upstream import open_upstream
 
 __all__ = [
     "PassthroughBody",
     "check_passthrough_path",
     "passthrough_headers",
+    "relay_passthrough",
     "request_id_headers",
     "response_headers",
 ]
+
+log = logging.getLogger("gateway")
 
 # %25 too: an upstream that decodes twice would turn %252e%252e into "..".
 _FORBIDDEN_IN_PATH = ("%2f", "%5c", "%2e", "%25", "%00", "\\", "@", "%40", "//", "#")
@@ -29,9 +44,9 @@ _DROP_PREFIXES = ("x-forwarded", "sec-websocket-")
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id")
 
 
-def check_passthrough_path(raw_target: str) -> str:
-    """The raw path of an origin-form target, refusing anything that could escape the base URL."""
-    path = raw_target.partition("?")[0]
+def check_passthrough_path(path: str) -> str:
+    """The path of an origin-form target (still percent-encoded), refusing anything that could
+    escape the base URL."""
     if not path.startswith("/"):
         raise BadRequest("only origin-form request targets are accepted")
     lowered = path.lower()
@@ -52,18 +67,21 @@ def _connection_tokens(headers: Mapping[str, str]) -> set[str]:
 
 
 def passthrough_headers(
-    client: Mapping[str, str], provider: Provider, content_length: int | None = None
+    client: Mapping[str, str], provider: Provider, content_length: int | None = None, decoded: bool = False
 ) -> CIMultiDict[str]:
     """Client headers minus hop-by-hop and credentials, plus the provider's own credentials.
 
     `content_length` is kept for a streamed body, so the upstream sees a length-delimited
-    request rather than a chunked one.
+    request rather than a chunked one. A `decoded` body (read by the gateway) loses its
+    Content-Encoding.
     """
     named = _connection_tokens(client)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in client.items():
         lower = name.lower()
         if lower in _DROP_FROM_REQUEST or lower in named or lower.startswith(_DROP_PREFIXES):
+            continue
+        if decoded and lower == "content-encoding":
             continue
         out.add(name, value)
     for name, value in provider.base_headers.items():
@@ -122,3 +140,68 @@ class PassthroughBody:
 def request_id_headers(upstream: Mapping[str, str]) -> dict[str, str]:
     """Only the upstream request id, for support tickets."""
     return {h: upstream[h] for h in _REQUEST_ID_HEADERS if h in upstream}
+
+
+async def relay_passthrough(request: web.Request, ex: Exchange) -> web.StreamResponse:
+    """Relay method, path, query and body unchanged, streaming both ways."""
+    provider = ex.provider
+    assert provider is not None
+    if provider.in_process:
+        raise NotFound(f"no route for {request.method} {request.path[:200]}", code="unknown_route")
+    path, _, query = request.raw_path.partition("?")
+    url = provider.passthrough_url(check_passthrough_path(path), query.partition("#")[0])
+    streamed: PassthroughBody | None = None
+    data: Any = None
+    if ex.body_read:
+        data = ex.raw_body
+    elif request.body_exists:
+        limit = request.app[STATE].config.server.max_passthrough_bytes
+        streamed = PassthroughBody(request.content, request.content_length, limit)
+        data = streamed.chunks()
+    headers = passthrough_headers(request.headers, provider,
+                                  request.content_length if streamed is not None else None, decoded=ex.body_read)
+    try:
+        resp = await open_upstream(
+            request.app[SESSION], provider, request.app[STATE].client_timeouts[provider.name],
+            request.method, url, headers, data,
+            on_deadline=streamed.push_back if streamed is not None else None,
+        )
+    except GatewayError:
+        if streamed is not None and streamed.exceeded:
+            raise PayloadTooLarge(
+                f"request body is larger than server.max_passthrough_bytes ({streamed.limit})") from None
+        raise
+    try:
+        ex.upstream_status = resp.status
+        response = web.StreamResponse(status=resp.status, headers=response_headers(resp.headers))
+        await response.prepare(request)
+        ex.response = response
+        await _relay_body(request, ex, resp, response)
+        return response
+    finally:
+        resp.close()
+
+
+async def _relay_body(request: web.Request, ex: Exchange, resp: aiohttp.ClientResponse,
+                      response: web.StreamResponse) -> None:
+    """The provider's body as it arrives; a failure cuts the client's connection."""
+    try:
+        # Reads wait at most the provider's idle time (armed by open_upstream).
+        async for chunk in resp.content.iter_any():
+            await response.write(chunk)
+        await response.write_eof()
+        return
+    except ConnectionError:
+        ex.error = "client disconnected"
+        return
+    except TimeoutError:
+        ex.error = "upstream stalled"
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
+        ex.error = "upstream broke off"
+    except Exception:
+        log.exception("passthrough relay failed on %s %s", request.method, request.path[:512])
+        ex.error = "internal gateway error"
+    # Cut the connection without the body's proper end, so the client sees a broken
+    # answer instead of a complete-looking short one.
+    if request.transport is not None:
+        request.transport.close()

@@ -29,10 +29,9 @@ import attrs
 from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 
 from .accounting import ACCOUNTING, Accounting
-from .errors import GatewayError, NotFound
+from .errors import NotFound, UpgradeRequired
 from .exchange import SESSION, STATE, Exchange
 from .formats.native import loads_or_none
-from .providers import Provider
 from .providers.base import RealtimeSocket
 from .realtime_policy import CLIENT, REALTIME_POLICIES, SERVER, RealtimeEvent, RealtimePolicy, policy_error_event
 from .realtime_subprotocols import ACCEPTED_SUBPROTOCOL, offered_subprotocols, upstream_subprotocols
@@ -279,14 +278,14 @@ async def _close_quietly(socket: RealtimeSocket, code: int, reason: str) -> None
 REALTIME_SESSIONS: web.AppKey[weakref.WeakSet[RealtimeSession]] = web.AppKey("realtime_sessions", weakref.WeakSet)
 
 
-async def relay_realtime(request: web.Request, ex: Exchange, provider: Provider) -> web.StreamResponse:
-    """Serve one `/v1/realtime` WebSocket: upstream handshake first, then the client's upgrade."""
+async def relay_realtime(request: web.Request, ex: Exchange) -> web.StreamResponse:
+    """Serve one `/v1/realtime` WebSocket (a GET): upstream handshake first, then the client's upgrade."""
+    provider = ex.provider
+    assert provider is not None
     app = request.app
     # aiohttp refuses a frame whose length is >= max_msg_size (reader_py.py), so +1 makes
     # ws_max_message_bytes itself the largest message that passes.
     max_message = app[STATE].config.server.ws_max_message_bytes + 1
-    if request.method != "GET":
-        raise GatewayError("the realtime route takes a WebSocket upgrade (GET)", status=405)
     client = web.WebSocketResponse(
         protocols=(ACCEPTED_SUBPROTOCOL,),
         heartbeat=WS_HEARTBEAT,
@@ -299,8 +298,7 @@ async def relay_realtime(request: web.Request, ex: Exchange, provider: Provider)
         decode_text=False,
     )
     if not client.can_prepare(request).ok:
-        raise GatewayError("the realtime route needs a WebSocket upgrade", status=426, code="upgrade_required",
-                           headers={"Upgrade": "websocket"})
+        raise UpgradeRequired("the realtime route needs a WebSocket upgrade", headers={"Upgrade": "websocket"})
     assert ex.model_route is not None
     upstream_model = ex.model_route.upstream_name(ex.model)
     upstream = provider.realtime_socket(upstream_model)
@@ -317,6 +315,7 @@ async def relay_realtime(request: web.Request, ex: Exchange, provider: Provider)
     except BaseException:
         await _close_quietly(upstream, GOING_AWAY, "client handshake failed")
         raise
+    ex.response = client
     session = RealtimeSession(client, upstream, ex, provider.name, app[ACCOUNTING], app[REALTIME_POLICIES])
     sessions = app[REALTIME_SESSIONS]
     sessions.add(session)

@@ -1,22 +1,93 @@
-"""Route types and path matching: path suffix, longest wins, overridable from config."""
+"""Route types, what each one needs (its spec), and path matching: suffix, longest wins."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import attrs
 
-__all__ = ["DEFAULT_ROUTES", "RouteMatch", "RouteTable", "CHAT", "RESPONSES", "MESSAGES",
-           "TOKEN_COUNT", "EMBEDDINGS", "MODELS", "REALTIME", "PASSTHROUGH"]
+from .errors import ANTHROPIC, OPENAI
 
-CHAT = "completions"
-RESPONSES = "responses"
-MESSAGES = "messages"
-TOKEN_COUNT = "anthropic_token_count"
-EMBEDDINGS = "embeddings"
-MODELS = "models"
-REALTIME = "realtime"
-PASSTHROUGH = "passthrough"
+__all__ = [
+    "CHAT", "DEFAULT_ROUTES", "EMBEDDINGS", "MESSAGES", "MODELS", "PASSTHROUGH", "REALTIME", "RESPONSES",
+    "ROUTE_SPECS", "TOKEN_COUNT", "Handler", "ModelSource", "RouteMatch", "RouteSpec", "RouteTable", "RouteType",
+]
 
-DEFAULT_ROUTES: dict[str, str] = {
+
+class RouteType(StrEnum):
+    """What a request is, told by its path; the values are the names used in config and logs."""
+
+    CHAT = "completions"
+    RESPONSES = "responses"
+    MESSAGES = "messages"
+    TOKEN_COUNT = "anthropic_token_count"
+    EMBEDDINGS = "embeddings"
+    MODELS = "models"
+    REALTIME = "realtime"
+    PASSTHROUGH = "passthrough"
+
+
+CHAT = RouteType.CHAT
+RESPONSES = RouteType.RESPONSES
+MESSAGES = RouteType.MESSAGES
+TOKEN_COUNT = RouteType.TOKEN_COUNT
+EMBEDDINGS = RouteType.EMBEDDINGS
+MODELS = RouteType.MODELS
+REALTIME = RouteType.REALTIME
+PASSTHROUGH = RouteType.PASSTHROUGH
+
+
+class ModelSource(StrEnum):
+    """Where a route finds the model that decides its provider."""
+
+    NONE = "none"  # no model: answered by the gateway itself
+    BODY = "body"  # the "model" field of the JSON body, which is read whole
+    QUERY = "query"  # ?model= (the body is never read)
+    QUERY_OR_BODY = "query_or_body"  # ?model=, else a JSON body's "model", else the "*" model
+
+
+class Handler(StrEnum):
+    """Which final handler serves a route (gateway/handler.py maps each to its function)."""
+
+    LISTING = "listing"  # answered from config: gateway/listing.py
+    RELAY = "relay"  # one JSON exchange with the provider, translated as needed: gateway/relay.py
+    PASSTHROUGH = "passthrough"  # method, path, query and body forwarded: gateway/passthrough.py
+    REALTIME = "realtime"  # a WebSocket relayed frame by frame: gateway/realtime.py
+
+
+@attrs.frozen
+class RouteSpec:
+    """What serving one route type takes."""
+
+    route: RouteType
+    handler: Handler
+    model_from: ModelSource
+    translated: bool = False  # served through a codec (select_codec): the body may change format
+    methods: frozenset[str] | None = None  # the methods it answers (others get 405); None: any
+    client_format: str | None = None  # the format its clients speak; None: told by their headers
+
+
+_POST = frozenset({"POST"})
+_GET = frozenset({"GET", "HEAD"})
+
+
+def _json_route(route: RouteType, client_format: str) -> RouteSpec:
+    return RouteSpec(route, Handler.RELAY, ModelSource.BODY, translated=True, methods=_POST,
+                     client_format=client_format)
+
+
+ROUTE_SPECS: dict[RouteType, RouteSpec] = {
+    CHAT: _json_route(CHAT, OPENAI),
+    RESPONSES: _json_route(RESPONSES, OPENAI),
+    EMBEDDINGS: _json_route(EMBEDDINGS, OPENAI),
+    MESSAGES: _json_route(MESSAGES, ANTHROPIC),
+    TOKEN_COUNT: _json_route(TOKEN_COUNT, ANTHROPIC),
+    MODELS: RouteSpec(MODELS, Handler.LISTING, ModelSource.NONE, methods=_GET),
+    REALTIME: RouteSpec(REALTIME, Handler.REALTIME, ModelSource.QUERY, methods=frozenset({"GET"})),
+    PASSTHROUGH: RouteSpec(PASSTHROUGH, Handler.PASSTHROUGH, ModelSource.QUERY_OR_BODY),
+}
+
+DEFAULT_ROUTES: dict[str, RouteType] = {
     "/v1/chat/completions": CHAT,
     "/v1/responses": RESPONSES,
     "/v1/messages": MESSAGES,
@@ -29,11 +100,17 @@ DEFAULT_ROUTES: dict[str, str] = {
 
 @attrs.frozen
 class RouteMatch:
-    """The route type of a path and the suffix that matched ("" for passthrough)."""
+    """The spec of the route a path matched."""
 
-    route: str
-    suffix: str
+    spec: RouteSpec
     item: str = ""  # trailing id for item routes such as /v1/models/{id}
+
+    @property
+    def route(self) -> RouteType:
+        return self.spec.route
+
+
+_PASSTHROUGH_MATCH = RouteMatch(ROUTE_SPECS[PASSTHROUGH])
 
 
 class RouteTable:
@@ -42,10 +119,11 @@ class RouteTable:
     __slots__ = ("_cache", "_models_suffixes", "_suffixes")
 
     def __init__(self, overrides: dict[str, str] | None = None) -> None:
-        table = dict(DEFAULT_ROUTES)
-        table.update(overrides or {})
-        self._suffixes = sorted(table.items(), key=lambda kv: len(kv[0]), reverse=True)
-        self._models_suffixes = [s for s, r in self._suffixes if r == MODELS]
+        table: dict[str, RouteType] = dict(DEFAULT_ROUTES)
+        table.update({suffix: RouteType(route) for suffix, route in (overrides or {}).items()})
+        by_length = sorted(table.items(), key=lambda kv: len(kv[0]), reverse=True)
+        self._suffixes = [(suffix, RouteMatch(ROUTE_SPECS[route])) for suffix, route in by_length]
+        self._models_suffixes = [s for s, r in by_length if r is MODELS]
         self._cache: dict[str, RouteMatch] = {}
 
     def match(self, path: str) -> RouteMatch:
@@ -59,12 +137,12 @@ class RouteTable:
 
     def _match(self, path: str) -> RouteMatch:
         trimmed = path.rstrip("/") or "/"
-        for suffix, route in self._suffixes:
+        for suffix, match in self._suffixes:
             if trimmed.endswith(suffix):
-                return RouteMatch(route, suffix)
+                return match
         parent, _, item = trimmed.rpartition("/")
         if item:
             for suffix in self._models_suffixes:
                 if parent.endswith(suffix):
-                    return RouteMatch(MODELS, suffix, item)
-        return RouteMatch(PASSTHROUGH, "")
+                    return RouteMatch(ROUTE_SPECS[MODELS], item)
+        return _PASSTHROUGH_MATCH

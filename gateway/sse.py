@@ -12,14 +12,16 @@ from collections.abc import Callable, Iterable, Iterator
 
 import attrs
 
+from .errors import MalformedUpstream
+
 __all__ = ["SSEError", "SSEEvent", "SSEParser", "encode_event", "marked_events", "parse_event", "parse_events",
            "event_data", "translate_block", "DONE_FRAME"]
 
 DONE_FRAME = b"data: [DONE]\n\n"
 
 
-class SSEError(ValueError):
-    """The upstream stream is not valid SSE (or an event is too large)."""
+class SSEError(MalformedUpstream, ValueError):
+    """The upstream stream is not valid SSE (or an event is too large): a malformed answer."""
 
 
 @attrs.define(slots=True)  # not frozen: a frozen attrs class builds twice as slowly
@@ -73,11 +75,6 @@ class SSEParser:
             return []
         event = parse_event(rest.replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
         return [event] if event is not None else []
-
-    @property
-    def pending(self) -> bool:
-        """True while part of an event is buffered."""
-        return bool(self._buf.strip())
 
 
 def parse_events(block: bytes) -> list[SSEEvent]:

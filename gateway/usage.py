@@ -3,7 +3,9 @@
 `input_tokens` is the *total* prompt size (cached and cache-written included, as in
 OpenAI's `prompt_tokens`); `cached_tokens` and `cache_write_tokens` are subsets of
 it. `reasoning_tokens` is a subset of `output_tokens`. Mapping rules follow
-wire-formats.md 6.4: nothing is counted twice and nothing is lost.
+wire-formats.md 6.4: nothing is counted twice and nothing is lost. Readers never fail:
+fields of the wrong type count as 0 (usage is metadata; a provider's bad count must not
+cost the client its answer).
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ def asks_for_stream_usage(body: dict[str, Any]) -> bool:
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    # Counts of 2**53 and more are nonsense, and sums of them would not fit JSON's int64.
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**53 else 0
+
+
+_EMPTY: dict[str, Any] = {}
 
 
 @attrs.define(slots=True)
@@ -48,11 +54,18 @@ class Usage:
         self.reasoning_tokens += other.reasoning_tokens
 
     # --- readers -------------------------------------------------------------
+    # A reader takes whatever the provider sent as `usage`, never fails, and ignores what
+    # has the wrong type: a usage that is not an object, a count that is not a positive
+    # integer (below 2**53), a details field that is not an object all count as 0.
     @classmethod
-    def from_chat(cls, u: dict[str, Any]) -> Usage:
+    def from_chat(cls, u: Any) -> Usage:
         """From Chat Completions / Embeddings `usage`."""
-        p = u.get("prompt_tokens_details") or {}
-        c = u.get("completion_tokens_details") or {}
+        if not isinstance(u, dict):
+            return cls()
+        p = u.get("prompt_tokens_details")
+        p = p if isinstance(p, dict) else _EMPTY
+        c = u.get("completion_tokens_details")
+        c = c if isinstance(c, dict) else _EMPTY
         return cls(
             input_tokens=_int(u.get("prompt_tokens")),
             output_tokens=_int(u.get("completion_tokens")),
@@ -62,10 +75,14 @@ class Usage:
         )
 
     @classmethod
-    def from_responses(cls, u: dict[str, Any]) -> Usage:
+    def from_responses(cls, u: Any) -> Usage:
         """From Responses API / Realtime `usage` (input/output naming)."""
-        i = u.get("input_tokens_details") or u.get("input_token_details") or {}
-        o = u.get("output_tokens_details") or u.get("output_token_details") or {}
+        if not isinstance(u, dict):
+            return cls()
+        i = u.get("input_tokens_details") or u.get("input_token_details")
+        i = i if isinstance(i, dict) else _EMPTY
+        o = u.get("output_tokens_details") or u.get("output_token_details")
+        o = o if isinstance(o, dict) else _EMPTY
         return cls(
             input_tokens=_int(u.get("input_tokens")),
             output_tokens=_int(u.get("output_tokens")),
@@ -75,11 +92,14 @@ class Usage:
         )
 
     @classmethod
-    def from_anthropic(cls, u: dict[str, Any]) -> Usage:
+    def from_anthropic(cls, u: Any) -> Usage:
         """From Anthropic `usage`, whose `input_tokens` excludes cache reads/writes."""
+        if not isinstance(u, dict):
+            return cls()
         read = _int(u.get("cache_read_input_tokens"))
         write = _int(u.get("cache_creation_input_tokens"))
-        details = u.get("output_tokens_details") or {}
+        details = u.get("output_tokens_details")
+        details = details if isinstance(details, dict) else _EMPTY
         return cls(
             input_tokens=_int(u.get("input_tokens")) + read + write,
             output_tokens=_int(u.get("output_tokens")),

@@ -1,4 +1,5 @@
-"""The ordered request chain: observe → detect → errors → auth → resolve → limits → policy → transform → relay.
+"""The ordered request chain: observe → detect → render_errors → auth → resolve → limits → policy →
+transform, then the final handler (gateway/handler.py).
 
 Each module is one aiohttp middleware with one job; they share state only through
 the request's typed `Exchange` record. Every slot is a factory called once per app
@@ -16,10 +17,10 @@ from gateway.gateway_state import GatewayState
 
 from .auth import authenticate
 from .detect import detect_route
-from .errors import render_errors
 from .limits import enforce_limits
 from .observe import observe
 from .policy import apply_policies
+from .render_errors import render_errors
 from .resolve import resolve_model
 from .transform import transform
 

@@ -1,4 +1,4 @@
-"""Route-type detection: path suffix → route type and the client's API format."""
+"""Route detection: path suffix → the route's spec, and the client's API format."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ __all__ = ["detect_route"]
 
 
 def detect_route(state: GatewayState) -> Middleware:
-    """Start the request's Exchange with its route type and client format."""
+    """Start the request's Exchange with its route spec and client format."""
     match_route = state.routes.match
 
     @web.middleware
     async def detect(request: web.Request, handler: Handler) -> web.StreamResponse:
         match = match_route(request.path)
-        request[EXCHANGE] = Exchange(match.route, client_format_for(match.route, request.headers), match.item)
+        spec = match.spec
+        request[EXCHANGE] = Exchange(spec, client_format_for(spec, request.headers), match.item)
         return await handler(request)
 
     return detect

@@ -58,7 +58,7 @@ def _record(request: web.Request, ex: Exchange, status: int) -> dict[str, object
         "ts": round(time.time(), 3),
         "method": request.method,
         "path": request.path[:512],
-        "route": ex.route,
+        "route": ex.spec.route,
         "status": status,
         "model": ex.model[:200],
         "provider": ex.provider.name if ex.provider is not None else None,

@@ -10,7 +10,6 @@ from gateway.errors import BadRequest
 from gateway.exchange import EXCHANGE
 from gateway.formats.codecs import select_codec
 from gateway.gateway_state import GatewayState
-from gateway.routes import MODELS, PASSTHROUGH, REALTIME
 from gateway.usage import asks_for_stream_usage
 
 __all__ = ["transform"]
@@ -24,11 +23,11 @@ def transform(state: GatewayState) -> Middleware:
     @web.middleware
     async def shape_request(request: web.Request, handler: Handler) -> web.StreamResponse:
         ex = request[EXCHANGE]
-        if ex.route == MODELS or ex.model_route is None:
+        if ex.model_route is None:  # a route without a model (the model list)
             return await handler(request)
         provider = providers[ex.model_route.provider]
         ex.provider = provider
-        if ex.route in (PASSTHROUGH, REALTIME):
+        if not ex.spec.translated:
             return await handler(request)
 
         body = ex.body
@@ -39,7 +38,7 @@ def transform(state: GatewayState) -> Middleware:
         if not isinstance(stream, bool):
             raise BadRequest('"stream" must be true or false', param="stream")
         ex.stream = stream
-        codec = select_codec(ex.route, provider.family)
+        codec = select_codec(ex.spec.route, provider.family)
         ex.codec = codec
 
         if route.rewrites_body:

@@ -15,14 +15,15 @@ from aiohttp import web
 class Recorded:
     method: str
     path: str
-    query: str
+    query: str  # raw, as on the request line: a query encoded twice on the way shows here
     headers: dict[str, str]
     body: bytes
 
     @classmethod
     async def of(cls, request: web.Request) -> Recorded:
         """Everything the fake received, body included."""
-        return cls(request.method, request.path, request.query_string, dict(request.headers), await request.read())
+        query = request.raw_path.partition("?")[2]
+        return cls(request.method, request.path, query, dict(request.headers), await request.read())
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -44,6 +45,9 @@ class Behaviour:
     hold_last: asyncio.Event | None = None  # wait for this before the final chunks
     redirect_to: str | None = None
     tool_calls: list[dict[str, str]] = attrs.Factory(list)  # [{"name", "arguments"}] answered as tool calls
+    answer: bytes | None = None  # a non-streaming chat answer sent as is (status 200), however wrong
+    stream_frames: list[bytes] | None = None  # a chat stream's frames sent as is, however wrong
+    stream_content_type: str = "text/event-stream"
     usage: dict[str, Any] = attrs.Factory(lambda: {
         "prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16,
         "prompt_tokens_details": {"cached_tokens": 3}, "completion_tokens_details": {"reasoning_tokens": 0},
@@ -95,6 +99,10 @@ class FakeOpenAI:
         calls = [{"id": f"call_{i}", "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
                  for i, c in enumerate(b.tool_calls)]
         finish = "tool_calls" if calls else "stop"
+        if b.answer is not None and not body.get("stream"):
+            return web.Response(body=b.answer, content_type="application/json")
+        if b.stream_frames is not None and body.get("stream"):
+            return await self._stream(request, b.stream_frames)
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
             if calls:
@@ -134,7 +142,7 @@ class FakeOpenAI:
 
     async def _stream(self, request: web.Request, raw: list[bytes]) -> web.StreamResponse:
         b = self.behaviour
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        resp = web.StreamResponse(headers={"Content-Type": b.stream_content_type})
         await resp.prepare(request)
         self.open_streams += 1
         try:
@@ -220,7 +228,7 @@ class AnthropicBehaviour:
     """What the fake Anthropic answers: content blocks, stop reason, usage, or an error."""
 
     content: list[dict[str, Any]] = attrs.Factory(lambda: [{"type": "text", "text": "Hello from fake Claude"}])
-    stop_reason: str = "end_turn"
+    stop_reason: Any = "end_turn"  # anything JSON, to send a wrong shape
     usage: dict[str, Any] = attrs.Factory(lambda: {
         "input_tokens": 20, "output_tokens": 7, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 30})
     status: int = 200

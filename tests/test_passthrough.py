@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from tests.conftest import UPSTREAM_KEY, GatewayFactory, base_config
 from tests.fake_upstreams import FakeOpenAI
@@ -321,3 +323,95 @@ async def test_passthrough_body_that_stalls_is_cut_after_the_idle_time(make_gate
         with pytest.raises(aiohttp.ClientPayloadError):
             await resp.read()
     assert time.monotonic() - started < 10  # the idle time, not the 60 s first-byte time
+
+
+# --- the query and the body as the client sent them ------------------------------------------------
+@pytest.mark.parametrize("query", [
+    b"purpose=batch&name=a%26b%3Dc",
+    b"q=a%20b&r=a+b&s=%2B&t=caf%C3%A9",
+    b"x=%zz&y=&z",
+])
+async def test_passthrough_query_reaches_the_provider_byte_for_byte(gateway: TestServer, fake_openai: FakeOpenAI,
+                                                                   query: bytes) -> None:
+    reply = await raw_request(gateway, b"/v1/files?" + query)
+    assert int(reply.split(b" ", 2)[1]) == 200, reply[:200]
+    assert fake_openai.requests[-1].query == query.decode()
+
+
+async def test_passthrough_query_from_an_encoded_url(gateway: TestServer, fake_openai: FakeOpenAI) -> None:
+    url = URL(str(gateway.make_url("/v1/files")) + "?purpose=batch&name=a%26b%3Dc&x=a%20b", encoded=True)
+    async with aiohttp.ClientSession() as s, s.get(url) as resp:
+        assert resp.status == 200
+    assert fake_openai.requests[-1].query == "purpose=batch&name=a%26b%3Dc&x=a%20b"
+
+
+class RawUpstream:
+    """Records request bodies as they came off the wire (no decoding) with their headers."""
+
+    def __init__(self) -> None:
+        self.bodies: list[tuple[dict[str, str], bytes]] = []
+        self.app = web.Application(handler_args={"auto_decompress": False})
+        self.app.router.add_route("*", "/{tail:.*}", self.record)
+
+    async def record(self, request: web.Request) -> web.Response:
+        self.bodies.append((dict(request.headers), await request.read()))
+        return web.json_response({"ok": True})
+
+
+@pytest.fixture
+async def raw_upstream(aiohttp_server: Any) -> RawUpstream:
+    upstream = RawUpstream()
+    upstream.server = await aiohttp_server(upstream.app)  # type: ignore[attr-defined]
+    return upstream
+
+
+@pytest.fixture
+async def raw_gateway(make_gateway: GatewayFactory, raw_upstream: RawUpstream) -> TestServer:
+    return await make_gateway(base_config(str(raw_upstream.server.make_url("/v1"))))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("encoding", "body"), [
+    ("gzip", gzip.compress(b"a compressed upload " * 100)),
+    ("gzip", b"not gzip at all: the provider decides what that is"),
+    ("br", b"\x1b\x03\x00\xf8\xa5\xa4\x00"),
+    ("zork", b"an encoding nobody knows"),
+], ids=["gzip", "lying-gzip", "br", "unknown"])
+async def test_streamed_body_goes_upstream_as_sent_with_its_encoding(
+        raw_gateway: TestServer, raw_upstream: RawUpstream, encoding: str, body: bytes) -> None:
+    async with aiohttp.ClientSession() as s, s.post(
+            raw_gateway.make_url("/v1/uploads/x"), data=body,
+            headers={"Content-Encoding": encoding, "Content-Type": "application/octet-stream"}) as resp:
+        assert resp.status == 200
+    headers, received = raw_upstream.bodies[-1]
+    assert received == body
+    assert headers["Content-Encoding"] == encoding
+    assert headers["Content-Length"] == str(len(body))
+
+
+async def test_json_body_read_for_its_model_goes_upstream_decoded(
+        raw_gateway: TestServer, raw_upstream: RawUpstream) -> None:
+    plain = b'{"model": "gpt-4o", "input": "compressed"}'
+    async with aiohttp.ClientSession() as s, s.post(
+            raw_gateway.make_url("/v1/uploads/x"), data=gzip.compress(plain),
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}) as resp:
+        assert resp.status == 200
+    headers, received = raw_upstream.bodies[-1]
+    assert received == plain
+    assert "Content-Encoding" not in headers
+
+
+@pytest.mark.parametrize(("encoding", "status"), [("gzip", 400), ("deflate", 400), ("br", 415), ("zork", 415)])
+@pytest.mark.parametrize("anthropic_client", [False, True])
+async def test_json_body_read_for_its_model_with_a_bad_encoding_is_4xx_in_the_clients_shape(
+        raw_gateway: TestServer, raw_upstream: RawUpstream, encoding: str, status: int,
+        anthropic_client: bool) -> None:
+    headers = {"Content-Encoding": encoding, "Content-Type": "application/json"}
+    if anthropic_client:
+        headers["anthropic-version"] = "2023-06-01"
+    async with aiohttp.ClientSession() as s, s.post(raw_gateway.make_url("/v1/uploads/x"),
+                                                    data=b'{"model": "gpt-4o"}', headers=headers) as resp:
+        assert resp.status == status
+        assert resp.content_type == "application/json"
+        body = await resp.json()
+    assert (body["type"] == "error") if anthropic_client else (set(body) == {"error"})
+    assert raw_upstream.bodies == []

@@ -54,7 +54,7 @@ def test_feed_block_returns_only_complete_events() -> None:
     assert parser.feed_block(b"\n") == b""
     assert parser.feed_block(b"\ndata: 3\r\n\r") == b"data: 2\n\n"  # the CR may start a CRLF
     assert parser.feed_block(b"\n") == b"data: 3\n\n"
-    assert not parser.pending
+    assert parser.finish() == []  # nothing left buffered
 
 
 def test_multiline_data_is_framed_line_by_line() -> None:
@@ -66,7 +66,6 @@ def test_multiline_data_is_framed_line_by_line() -> None:
 def test_unterminated_final_event_is_flushed_by_finish() -> None:
     parser = SSEParser()
     assert parser.feed(b"data: tail") == []
-    assert parser.pending
     assert parser.finish() == [SSEEvent("", b"tail")]
 
 

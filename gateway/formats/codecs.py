@@ -1,68 +1,28 @@
 """Which translation applies to a (route, provider family) pair.
 
-A Codec bundles the pure functions one exchange needs: request body translation,
-response translation (with usage), a stream translator factory and error translation.
-Native pairs pass bodies through unchanged and only read usage.
+A Codec bundles what one exchange needs, taken straight from one pair module (see the
+package docstring): request translation, response translation (with usage), the stream
+translator and error translation. Same-format pairs pass bodies through unchanged and
+only read usage (native.py).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
 
 import attrs
 import orjson
 
-from ..errors import (
-    ANTHROPIC,
-    OPENAI,
-    BadRequest,
-    UpstreamError,
-    anthropic_error,
-    anthropic_error_type,
-    openai_error,
-    openai_error_type,
-)
+from ..errors import BadRequest
 from ..routes import CHAT, EMBEDDINGS, MESSAGES, RESPONSES, TOKEN_COUNT
-from ..usage import Usage, asks_for_stream_usage
-from .anthropic_to_chat import (
-    ChatToMessagesStream,
-    chat_error_to_anthropic,
-    chat_response_to_messages,
-    messages_request_to_chat,
-)
-from .chat_to_anthropic import (
-    MessagesToChatStream,
-    anthropic_error_to_chat,
-    chat_request_to_messages,
-    messages_response_to_chat,
-)
-from .native import ChatStreamRelay, MessagesStreamRelay, ResponsesStreamRelay, loads_or_none
-from .token_estimate import estimate_messages_tokens
+from ..usage import Usage
+from . import chat_on_messages, messages_on_chat, native
+from .json_values import Json, provider_object
+from .stream import StreamTranslator
+from .token_estimate import count_tokens_response
 
-__all__ = ["Codec", "StreamTranslator", "select_codec", "sanitize_error_body"]
-
-
-class StreamTranslator(Protocol):
-    """The contract every stream relay/translator implements.
-
-    `relay_block` takes a block of complete upstream events and returns the bytes for the
-    client; `finish` the closing frames once upstream ends, `fail` one error frame. `raw`
-    relays send the upstream's own bytes (and read on after the end); translators don't.
-    """
-
-    usage: Usage
-    done: bool
-    failed: bool
-    raw: bool
-
-    def relay_block(self, block: bytes) -> bytes: ...
-    def finish(self) -> list[bytes]: ...
-    def fail(self, message: str, status: int = 502) -> list[bytes]: ...
-
-
-StreamFactory = Callable[[str, dict[str, Any], bool], StreamTranslator]
+__all__ = ["Codec", "select_codec", "sanitize_error_body"]
 
 
 @attrs.frozen
@@ -70,118 +30,55 @@ class Codec:
     """How one client route is served by one provider family."""
 
     upstream_route: str
-    client_format: str
-    request: Callable[[dict[str, Any], int], dict[str, Any]] | None
+    # Client body -> provider body (given server.default_max_tokens); None: sent as it came.
+    request: Callable[[Json, int], Json] | None
+    # Provider answer -> (client body, usage); MalformedUpstream when of the wrong shape.
     response: Callable[[bytes], tuple[bytes, Usage]]
-    stream: StreamFactory
+    # (model, client body, injected_usage) -> the stream translator of one exchange.
+    stream: Callable[[str, Json, bool], StreamTranslator]
+    # Provider error (status, body) -> (status, body) in the client's format.
     error: Callable[[int, bytes], tuple[int, bytes]]
     # Whether the translated request may carry `stream_options` (Chat only).
     wants_include_usage: bool = False
     # Answered by the gateway itself (no upstream call): body -> JSON response bytes.
-    local: Callable[[dict[str, Any]], bytes] | None = None
+    local: Callable[[Json], bytes] | None = None
 
 
-def _usage_reader(read: Callable[[dict[str, Any]], Usage]) -> Callable[[bytes], tuple[bytes, Usage]]:
+def _translated(translate: Callable[[Json], tuple[Json, Usage]]) -> Callable[[bytes], tuple[bytes, Usage]]:
+    """A pair module's `translate_response` on the provider's bytes."""
+
     def response(body: bytes) -> tuple[bytes, Usage]:
-        obj = loads_or_none(body)
-        usage = obj.get("usage") if isinstance(obj, dict) else None
-        return body, read(usage) if isinstance(usage, dict) else Usage()
+        out, usage = translate(provider_object(body))
+        return orjson.dumps(out), usage
 
     return response
-
-
-def _openai_error(status: int, body: bytes) -> tuple[int, bytes]:
-    """Keep an OpenAI-shaped upstream error; wrap anything else."""
-    obj = loads_or_none(body)
-    if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
-        return status, body
-    return status, orjson.dumps(openai_error(f"upstream returned HTTP {status}", openai_error_type(status),
-                                             "upstream_error"))
-
-
-def _anthropic_error(status: int, body: bytes) -> tuple[int, bytes]:
-    """Keep an Anthropic-shaped upstream error; wrap anything else."""
-    obj = loads_or_none(body)
-    if isinstance(obj, dict) and obj.get("type") == "error" and isinstance(obj.get("error"), dict):
-        return status, body
-    return status, orjson.dumps(anthropic_error(f"upstream returned HTTP {status}", anthropic_error_type(status)))
-
-
-def _chat_stream(model: str, body: dict[str, Any], injected_usage: bool) -> StreamTranslator:
-    return ChatStreamRelay(strip_usage=injected_usage)
-
-
-def _responses_stream(model: str, body: dict[str, Any], injected_usage: bool) -> StreamTranslator:
-    return ResponsesStreamRelay()
-
-
-def _messages_stream(model: str, body: dict[str, Any], injected_usage: bool) -> StreamTranslator:
-    return MessagesStreamRelay()
 
 
 _CODECS: dict[tuple[str, str], Codec] = {
-    (CHAT, "openai"): Codec(CHAT, OPENAI, None, _usage_reader(Usage.from_chat), _chat_stream,
-                            _openai_error, wants_include_usage=True),
-    (RESPONSES, "openai"): Codec(RESPONSES, OPENAI, None, _usage_reader(Usage.from_responses),
-                                 _responses_stream, _openai_error),
-    (EMBEDDINGS, "openai"): Codec(EMBEDDINGS, OPENAI, None, _usage_reader(Usage.from_chat),
-                                  _chat_stream, _openai_error),
-    (MESSAGES, "anthropic"): Codec(MESSAGES, ANTHROPIC, None, _usage_reader(Usage.from_anthropic),
-                                   _messages_stream, _anthropic_error),
-    (TOKEN_COUNT, "anthropic"): Codec(TOKEN_COUNT, ANTHROPIC, None, _usage_reader(Usage.from_anthropic),
-                                      _messages_stream, _anthropic_error),
+    # Same format: bodies pass through untouched.
+    (CHAT, "openai"): Codec(CHAT, None, native.read_chat_response, native.ChatStreamRelay.for_request,
+                            native.relay_openai_error, wants_include_usage=True),
+    (RESPONSES, "openai"): Codec(RESPONSES, None, native.read_responses_response,
+                                 native.ResponsesStreamRelay.for_request, native.relay_openai_error),
+    (EMBEDDINGS, "openai"): Codec(EMBEDDINGS, None, native.read_chat_response, native.ChatStreamRelay.for_request,
+                                  native.relay_openai_error),
+    (MESSAGES, "anthropic"): Codec(MESSAGES, None, native.read_messages_response,
+                                   native.MessagesStreamRelay.for_request, native.relay_anthropic_error),
+    (TOKEN_COUNT, "anthropic"): Codec(TOKEN_COUNT, None, native.read_messages_response,
+                                      native.MessagesStreamRelay.for_request, native.relay_anthropic_error),
+    # Anthropic count_tokens for providers without the endpoint: a local estimate.
+    (TOKEN_COUNT, "openai"): Codec(TOKEN_COUNT, None, native.read_messages_response,
+                                   native.MessagesStreamRelay.for_request, native.relay_anthropic_error,
+                                   local=count_tokens_response),
+    # A Chat Completions client on an Anthropic provider.
+    (CHAT, "anthropic"): Codec(MESSAGES, chat_on_messages.translate_request,
+                               _translated(chat_on_messages.translate_response),
+                               chat_on_messages.ChatOnMessagesStream.for_request, chat_on_messages.translate_error),
+    # An Anthropic Messages client on an OpenAI-compatible provider (and the mock).
+    (MESSAGES, "openai"): Codec(CHAT, messages_on_chat.translate_request,
+                                _translated(messages_on_chat.translate_response),
+                                messages_on_chat.MessagesOnChatStream.for_request, messages_on_chat.translate_error),
 }
-
-
-def _translating(read: Callable[[dict[str, Any]], Usage], translate: Callable[[dict[str, Any]], dict[str, Any]],
-                 ) -> Callable[[bytes], tuple[bytes, Usage]]:
-    """Response handler for a translated pair: usage from the upstream shape, body in the client's."""
-
-    def response(body: bytes) -> tuple[bytes, Usage]:
-        try:
-            obj = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise UpstreamError("the provider sent a response that is not JSON", status=502) from None
-        if not isinstance(obj, dict):
-            raise UpstreamError("the provider sent a response that is not a JSON object", status=502)
-        usage = obj.get("usage")
-        return orjson.dumps(translate(obj)), read(usage) if isinstance(usage, dict) else Usage()
-
-    return response
-
-
-def _chat_to_messages_request(body: dict[str, Any], default_max_tokens: int) -> dict[str, Any]:
-    return chat_request_to_messages(body, default_max_tokens=default_max_tokens)
-
-
-def _messages_to_chat_request(body: dict[str, Any], default_max_tokens: int) -> dict[str, Any]:
-    return messages_request_to_chat(body)
-
-
-def _anthropic_to_chat_stream(model: str, body: dict[str, Any], injected_usage: bool) -> StreamTranslator:
-    return MessagesToChatStream(model, include_usage=asks_for_stream_usage(body))
-
-
-def _chat_to_messages_stream(model: str, body: dict[str, Any], injected_usage: bool) -> StreamTranslator:
-    return ChatToMessagesStream(model)
-
-
-def _estimate_tokens(body: dict[str, Any]) -> bytes:
-    return orjson.dumps({"input_tokens": estimate_messages_tokens(body)})
-
-
-# Anthropic count_tokens for providers without the endpoint: a local estimate.
-_CODECS[(TOKEN_COUNT, "openai")] = Codec(
-    TOKEN_COUNT, ANTHROPIC, None, _usage_reader(Usage.from_anthropic), _messages_stream, _anthropic_error,
-    local=_estimate_tokens)
-# A Chat Completions client on an Anthropic provider.
-_CODECS[(CHAT, "anthropic")] = Codec(
-    MESSAGES, OPENAI, _chat_to_messages_request, _translating(Usage.from_anthropic, messages_response_to_chat),
-    _anthropic_to_chat_stream, anthropic_error_to_chat)
-# An Anthropic Messages client on an OpenAI-compatible provider (and the mock).
-_CODECS[(MESSAGES, "openai")] = Codec(
-    CHAT, ANTHROPIC, _messages_to_chat_request, _translating(Usage.from_chat, chat_response_to_messages),
-    _chat_to_messages_stream, chat_error_to_anthropic)
 
 
 def select_codec(route: str, family: str) -> Codec:

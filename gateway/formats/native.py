@@ -1,45 +1,73 @@
-"""Same-format stream relays: bytes pass through untouched while usage and endings are read.
+"""Same-format relays: bytes pass through untouched while usage and endings are read.
 
-Each is a small sans-IO state machine with the translator contract (`relay_block`,
-`finish`, `fail`, `usage`, `done`, `failed`, `raw`; see codecs.StreamTranslator). A block of
-complete events goes out as the upstream sent it; a precompiled pattern finds the few events a
-relay must read (usage, the end, an error), and only those are parsed.
+For each same-format pair (a Chat, Responses or Messages client on a provider of its own
+format) this module has what a translating pair module has, minus the request: a
+response reader (`read_*_response`: the body goes out untouched, its usage is read), an
+error relay (`relay_*_error`), and a stream relay class. The stream relays are small
+sans-IO state machines (see stream.StreamTranslator): a block of complete events goes
+out as the upstream sent it; a precompiled pattern finds the few events a relay must
+read (usage, the end, an error), and only those are parsed, each field type-checked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import orjson
 
-from ..errors import anthropic_error, anthropic_error_type, openai_error, openai_error_type
+from ..errors import anthropic_error_type, openai_error, openai_error_type
 from ..sse import SSEEvent, encode_event, marked_events, parse_event
 from ..usage import Usage
+from . import anthropic, chat
+from .json_values import Json, loads_or_none, not_an_object
+from .stream import StreamTranslator
 
 __all__ = [
     "loads_or_none",
     "ChatStreamRelay",
     "MessagesStreamRelay",
     "ResponsesStreamRelay",
-    "anthropic_error_frame",
-    "chat_error_frame",
+    "read_chat_response",
+    "read_messages_response",
+    "read_responses_response",
+    "relay_anthropic_error",
+    "relay_openai_error",
     "responses_error_frame",
 ]
 
-CUT_MESSAGE = "upstream stream ended before it was complete"
+
+def _response_reader(read_usage: Callable[[Any], Usage]) -> Callable[[bytes], tuple[bytes, Usage]]:
+    def read_response(body: bytes) -> tuple[bytes, Usage]:
+        """The body unchanged and its usage; MalformedUpstream when it is no JSON object."""
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            obj = None
+        if not isinstance(obj, dict):
+            raise not_an_object(body)
+        return body, read_usage(obj.get("usage"))
+
+    return read_response
 
 
-def loads_or_none(data: bytes) -> Any:
-    """Parsed JSON, or None when `data` is not JSON (upstream bytes are untrusted)."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
+read_chat_response = _response_reader(Usage.from_chat)  # Chat Completions and Embeddings
+read_responses_response = _response_reader(Usage.from_responses)
+read_messages_response = _response_reader(Usage.from_anthropic)  # Messages and count_tokens
 
 
-def chat_error_frame(message: str, status: int = 502, code: str = "upstream_error") -> bytes:
-    """A Chat Completions in-stream error event (the SDK raises APIError on it)."""
-    return encode_event(orjson.dumps(openai_error(message, openai_error_type(status), code)))
+def relay_openai_error(status: int, body: bytes) -> tuple[int, bytes]:
+    """Keep an OpenAI-shaped upstream error; wrap anything else."""
+    if chat.read_error(body)[0]:
+        return status, body
+    return status, chat.error_body(f"upstream returned HTTP {status}", openai_error_type(status), "upstream_error")
+
+
+def relay_anthropic_error(status: int, body: bytes) -> tuple[int, bytes]:
+    """Keep an Anthropic-shaped upstream error; wrap anything else."""
+    if anthropic.read_error(body)[0]:
+        return status, body
+    return status, anthropic.error_body(f"upstream returned HTTP {status}", anthropic_error_type(status))
 
 
 def responses_error_frame(message: str, status: int = 502, seq: int = 0, code: str = "upstream_error") -> bytes:
@@ -49,23 +77,17 @@ def responses_error_frame(message: str, status: int = 502, seq: int = 0, code: s
     return encode_event(orjson.dumps(data), "error")
 
 
-def anthropic_error_frame(message: str, status: int = 502, error_type: str | None = None) -> bytes:
-    """An Anthropic `event: error` frame."""
-    return encode_event(orjson.dumps(anthropic_error(message, error_type or anthropic_error_type(status))), "error")
-
-
-class _Relay:
+class _Relay(StreamTranslator):
     """Base of the same-format relays: the upstream's bytes go out as they came, and only
     the events holding one of `_MARKS` (usage, the end, an error) are parsed and read."""
 
-    __slots__ = ("done", "failed", "raw", "usage")
+    __slots__ = ()
+    raw = True
     _MARKS: ClassVar[tuple[bytes, ...]]
 
-    def __init__(self) -> None:
-        self.usage = Usage()
-        self.done = False
-        self.failed = False
-        self.raw = True
+    @classmethod
+    def for_request(cls, model: str, body: Json, injected_usage: bool) -> _Relay:
+        return cls()
 
     def relay_block(self, block: bytes) -> bytes:
         """The bytes to send for a block of complete events (the block itself unless an
@@ -90,25 +112,12 @@ class _Relay:
         return b"".join(out)
 
     def read(self, event: SSEEvent) -> bytes | None:
-        """Take what the gateway needs from one marked event; bytes replace it, None keeps it."""
+        """Take what the gateway needs from one marked event; bytes replace it, None keeps it.
+        Fields of the wrong type are ignored: the event itself goes out as it came."""
         raise NotImplementedError
 
     def _count(self, block: bytes) -> None:
         """Called with each block once its marked events are read."""
-
-    def finish(self) -> list[bytes]:
-        if self.done or self.failed:
-            return []
-        return self.fail(CUT_MESSAGE)
-
-    def fail(self, message: str, status: int = 502) -> list[bytes]:
-        if self.failed or self.done:
-            return []
-        self.failed = True
-        return [self._error_frame(message, status)]
-
-    def _error_frame(self, message: str, status: int) -> bytes:
-        raise NotImplementedError
 
 
 class ChatStreamRelay(_Relay):
@@ -120,6 +129,10 @@ class ChatStreamRelay(_Relay):
     def __init__(self, *, strip_usage: bool = False) -> None:
         super().__init__()
         self.strip_usage = strip_usage
+
+    @classmethod
+    def for_request(cls, model: str, body: Json, injected_usage: bool) -> ChatStreamRelay:
+        return cls(strip_usage=injected_usage)
 
     def relay_block(self, block: bytes) -> bytes:
         # The end, an error, and a usage that is not null are read; every other chunk passes.
@@ -150,11 +163,14 @@ class ChatStreamRelay(_Relay):
                 if not obj.get("choices"):
                     return b""
                 del obj["usage"]
-                return encode_event(orjson.dumps(obj))
+                try:
+                    return encode_event(orjson.dumps(obj))
+                except orjson.JSONEncodeError:  # nested too deeply to write again: kept as is
+                    return None
         return None
 
-    def _error_frame(self, message: str, status: int) -> bytes:
-        return chat_error_frame(message, status)
+    def error_frame(self, message: str, status: int) -> bytes:
+        return chat.error_frame(message, status)
 
 
 _RESPONSES_TERMINAL = frozenset(
@@ -180,6 +196,8 @@ class ResponsesStreamRelay(_Relay):
         if not name and b'"type":"response.' in event.data:
             obj = loads_or_none(event.data)
             name = obj.get("type", "") if isinstance(obj, dict) else ""
+            if not isinstance(name, str):
+                name = ""
         if name in _RESPONSES_TERMINAL:
             self.done = True
             obj = loads_or_none(event.data)
@@ -192,7 +210,7 @@ class ResponsesStreamRelay(_Relay):
             self.failed = True
         return None
 
-    def _error_frame(self, message: str, status: int) -> bytes:
+    def error_frame(self, message: str, status: int) -> bytes:
         return responses_error_frame(message, status, self._seq)
 
 
@@ -225,5 +243,5 @@ class MessagesStreamRelay(_Relay):
             self.failed = True
         return None
 
-    def _error_frame(self, message: str, status: int) -> bytes:
-        return anthropic_error_frame(message, status)
+    def error_frame(self, message: str, status: int) -> bytes:
+        return anthropic.error_frame(message, status)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..sse import SSEParser, encode_event
-from .codecs import StreamTranslator
-from .native import loads_or_none
+from .json_values import loads_or_none
+from .stream import StreamTranslator
 
 __all__ = ["StreamPipe"]
 
@@ -19,7 +19,8 @@ class StreamPipe:
         self.translator = translator
 
     def feed(self, chunk: bytes) -> bytes:
-        """The client bytes for one upstream chunk (empty while an event is incomplete)."""
+        """The client bytes for one upstream chunk (empty while an event is incomplete);
+        SSEError (a MalformedUpstream) when an event outgrows the parser's limit."""
         block = self.parser.feed_block(chunk)
         return self.translator.relay_block(block) if block else b""
 

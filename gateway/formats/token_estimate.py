@@ -32,7 +32,17 @@ from typing import Any
 
 import orjson
 
-__all__ = ["estimate_messages_tokens"]
+from .json_values import (
+    Json,
+    WrongShape,
+    client_body,
+    dumps,
+    expect_dict,
+    optional_dict,
+    optional_list,
+)
+
+__all__ = ["count_tokens_response", "estimate_messages_tokens"]
 
 BYTES_PER_TOKEN = 4
 REQUEST_OVERHEAD = 3
@@ -48,70 +58,83 @@ _HEADER_B64_CHARS = 65536  # enough for a JPEG's SOF marker after typical EXIF d
 _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 
 
-def estimate_messages_tokens(body: dict[str, Any]) -> int:
-    """Estimated `input_tokens` for a Messages / count_tokens request body."""
+def count_tokens_response(body: Json) -> bytes:
+    """The count_tokens answer for a request body: `{"input_tokens": N}`."""
+    return orjson.dumps({"input_tokens": estimate_messages_tokens(body)})
+
+
+@client_body
+def estimate_messages_tokens(body: Json) -> int:
+    """Estimated `input_tokens` for a Messages / count_tokens request body; BadRequest
+    naming the field when a value the estimate reads has the wrong JSON type."""
     counter = _Counter()
-    counter.add_text(body.get("system"))
-    messages = body.get("messages") or ()
-    for message in messages:
-        if isinstance(message, dict):
-            counter.add_content(message.get("content"))
-    tools = body.get("tools") or ()
-    for tool in tools:
-        counter.text_bytes += len(orjson.dumps(tool))
+    counter.add_content(expect_dict(body, "body").get("system"), "system")
+    messages = optional_list(body.get("messages"), "messages")
+    for i, message in enumerate(messages):
+        counter.add_content(expect_dict(message, f"messages[{i}]").get("content"), f"messages[{i}].content")
+    tools = optional_list(body.get("tools"), "tools")
+    for i, tool in enumerate(tools):
+        counter.text_bytes += len(dumps(tool, f"tools[{i}]"))
     tokens = math.ceil(counter.text_bytes / BYTES_PER_TOKEN) + counter.tokens
     tokens += REQUEST_OVERHEAD + MESSAGE_OVERHEAD * len(messages)
     if tools:
-        forced = (body.get("tool_choice") or {}).get("type") in ("any", "tool")
+        forced = optional_dict(body.get("tool_choice"), "tool_choice").get("type") in ("any", "tool")
         tokens += FORCED_TOOLS_PROMPT_TOKENS if forced else TOOLS_PROMPT_TOKENS
     return tokens
 
 
 class _Counter:
-    """Accumulates text bytes and fixed-cost tokens over nested content."""
+    """Accumulates text bytes and fixed-cost tokens over nested content. Content nested in
+    blocks (tool results, content documents) waits on a list instead of the call stack, so
+    no depth of nesting can exhaust Python's recursion limit."""
 
-    __slots__ = ("text_bytes", "tokens")
+    __slots__ = ("_pending", "text_bytes", "tokens")
 
     def __init__(self) -> None:
         self.text_bytes = 0
         self.tokens = 0
+        self._pending: list[tuple[Any, str]] = []
 
     def add_text(self, value: Any) -> None:
         if isinstance(value, str):
             self.text_bytes += len(value.encode())
-        elif isinstance(value, list):
-            self.add_content(value)
 
-    def add_content(self, content: Any) -> None:
-        if not isinstance(content, list):
-            self.add_text(content)
-            return
-        for block in content:
-            if isinstance(block, dict):
-                self.add_block(block)
+    def add_content(self, content: Any, path: str) -> None:
+        """A string, or a list of blocks (and everything nested in them); null adds nothing."""
+        pending = self._pending
+        pending.append((content, path))
+        while pending:
+            content, path = pending.pop()
+            if isinstance(content, str):
+                self.add_text(content)
+            elif isinstance(content, list):
+                for j, block in enumerate(content):
+                    self._add_block(expect_dict(block, f"{path}[{j}]"), f"{path}[{j}]")
+            elif content is not None:
+                raise WrongShape(path, "a string or an array")
 
-    def add_block(self, block: dict[str, Any]) -> None:
+    def _add_block(self, block: Json, path: str) -> None:
         kind = block.get("type")
         if kind == "text":
             self.add_text(block.get("text"))
         elif kind == "image":
-            self.tokens += _image_tokens(block.get("source") or {})
+            self.tokens += _image_tokens(optional_dict(block.get("source"), f"{path}.source"))
         elif kind == "document":
-            self._add_document(block.get("source") or {})
+            self._add_document(optional_dict(block.get("source"), f"{path}.source"), f"{path}.source")
         elif kind in ("tool_use", "server_tool_use"):
             self.add_text(block.get("name"))
-            self.text_bytes += len(orjson.dumps(block.get("input") or {}))
+            self.text_bytes += len(dumps(block.get("input") or {}, f"{path}.input"))
         elif kind == "tool_result":
-            self.add_content(block.get("content"))
+            self._pending.append((block.get("content"), f"{path}.content"))
         elif kind not in ("thinking", "redacted_thinking"):
-            self.text_bytes += len(orjson.dumps(block))  # other blocks: their JSON size
+            self.text_bytes += len(dumps(block, path))  # other blocks: their JSON size
 
-    def _add_document(self, source: dict[str, Any]) -> None:
+    def _add_document(self, source: Json, path: str) -> None:
         kind = source.get("type")
         if kind == "text":
             self.add_text(source.get("data"))
         elif kind == "content":
-            self.add_content(source.get("content"))
+            self._pending.append((source.get("content"), f"{path}.content"))
         elif kind == "base64":
             self.tokens += PDF_PAGE_TOKENS * _pdf_pages(source.get("data"))
         else:

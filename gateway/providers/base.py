@@ -1,4 +1,5 @@
-"""What every provider offers the request path: URLs, auth headers, its API family."""
+"""What every provider offers the request path: URLs, auth headers, its API family, and for
+in-process providers their answers."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from yarl import URL
 from ..config import ProviderConfig
 from ..errors import BadRequest
 
-__all__ = ["Provider", "RealtimeSocket", "HOP_BY_HOP", "CLIENT_CREDENTIAL_HEADERS"]
+__all__ = ["CLIENT_CREDENTIAL_HEADERS", "HOP_BY_HOP", "Provider", "RealtimeSocket", "UpstreamBody", "UpstreamResponse"]
 
 HOP_BY_HOP = frozenset(
     {
@@ -32,6 +33,27 @@ HOP_BY_HOP = frozenset(
 CLIENT_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie"})
 
 
+class UpstreamBody(Protocol):
+    """What the relay reads a provider's answer body through (aiohttp's StreamReader fits)."""
+
+    async def readany(self) -> bytes: ...
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+class UpstreamResponse(Protocol):
+    """What the relay needs from a provider's answer (aiohttp's ClientResponse fits; the mock's
+    in-process answers implement the same, so they are relayed the same way, errors included)."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def content(self) -> UpstreamBody: ...
+    async def read(self) -> bytes: ...
+    def close(self) -> None: ...
+
+
 class RealtimeSocket(Protocol):
     """What the realtime relay needs from the provider side (aiohttp's client WebSocket fits)."""
 
@@ -49,7 +71,6 @@ class Provider:
     in_process: ClassVar[bool] = False
 
     def __init__(self, cfg: ProviderConfig) -> None:
-        self.cfg = cfg
         self.name = cfg.name
         self.timeouts = cfg.timeouts
         self.base_url = URL((cfg.base_url or self.default_base_url).rstrip("/"))
@@ -69,12 +90,18 @@ class Provider:
         """Headers for a JSON request on a native route (client headers are not forwarded)."""
         return self.json_headers
 
-    def passthrough_url(self, raw_path: str, query_string: str) -> URL:
-        """Map a client path onto the base URL; refuse anything that could leave it."""
+    async def respond(self, route: str, body: dict[str, Any]) -> UpstreamResponse:
+        """The answer to one request on `route` (in-process providers only)."""
+        raise NotImplementedError
+
+    def passthrough_url(self, raw_path: str, raw_query: str) -> URL:
+        """Map a client path onto the base URL, with the query exactly as the client sent it
+        (still percent-encoded); refuse anything that could leave the base URL."""
         rel = self.passthrough_relative_path(raw_path)
         url = self.base_url.with_path(self._base_path + rel, encoded=True)
-        if query_string:
-            url = url.with_query(query_string)
+        if raw_query:
+            url = URL.build(scheme=url.scheme, authority=url.raw_authority, path=url.raw_path,
+                            query_string=raw_query, encoded=True)
         if url.host != self.base_url.host or url.port != self.base_url.port:
             raise BadRequest("passthrough path leaves the provider")
         if not (url.raw_path == self._base_path or url.raw_path.startswith(self._base_path + "/")):

@@ -1,8 +1,9 @@
 """The built-in mock provider: answers in-process, deterministically, with no network.
 
 Text echoes a little of the prompt; streams come in several chunks; usage counts are
-consistent (one token per whitespace-separated word, plus 3 per message); embeddings
-have the requested dimension. It answers Chat Completions, Responses and Embeddings
+consistent (one token per whitespace-separated word, plus 3 per message); Chat `n` gives
+n identical choices; embeddings have the requested dimension. A body it cannot answer gets
+an OpenAI-shaped 400, relayed like any provider's error. It answers Chat Completions, Responses and Embeddings
 natively; other formats reach it through the gateway's translators.
 """
 
@@ -20,7 +21,7 @@ from typing import Any, ClassVar
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ..errors import BadRequest, openai_error
+from ..errors import NotFound, openai_error
 from ..sse import DONE_FRAME, encode_event
 from ..usage import asks_for_stream_usage
 from .base import Provider, RealtimeSocket
@@ -30,10 +31,11 @@ __all__ = ["MockProvider", "MockResponse", "count_tokens", "reply_to"]
 _JSON = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
 _SSE = CIMultiDictProxy(CIMultiDict({"Content-Type": "text/event-stream"}))
 DEFAULT_EMBEDDING_DIMENSIONS = 1536
+MAX_CHOICES = 128  # OpenAI's limit for `n`
 
 
 class _MockContent:
-    """The subset of aiohttp's StreamReader the relay uses."""
+    """The body of an in-process answer, read like aiohttp's StreamReader (UpstreamBody)."""
 
     __slots__ = ("_chunks",)
 
@@ -46,9 +48,21 @@ class _MockContent:
         await asyncio.sleep(0)  # a real stream yields to the loop between chunks
         return self._chunks.pop(0)
 
+    async def read(self, n: int = -1) -> bytes:
+        """Up to `n` bytes (all that is left when n < 0)."""
+        rest = b"".join(self._chunks)
+        if 0 <= n < len(rest):
+            self._chunks = [rest[n:]]
+            return rest[:n]
+        self._chunks = []
+        return rest
+
+    def clear(self) -> None:
+        self._chunks = []
+
 
 class MockResponse:
-    """The subset of aiohttp's ClientResponse the relay uses."""
+    """An in-process answer, read like aiohttp's ClientResponse (UpstreamResponse)."""
 
     def __init__(self, status: int, headers: CIMultiDictProxy[str], chunks: list[bytes]) -> None:
         self.status = status
@@ -56,15 +70,10 @@ class MockResponse:
         self.content = _MockContent(chunks)
 
     async def read(self) -> bytes:
-        out = b"".join(self.content._chunks)
-        self.content._chunks = []
-        return out
+        return await self.content.read()
 
     def close(self) -> None:
-        self.content._chunks = []
-
-    def release(self) -> None:
-        self.close()
+        self.content.clear()
 
 
 def count_tokens(text: str) -> int:
@@ -109,7 +118,7 @@ class MockProvider(Provider):
             return self._responses(body)
         if route == "embeddings":
             return self._embeddings(body)
-        raise BadRequest(f"the mock provider does not serve {route}", status=404)
+        raise NotFound(f"the mock provider does not serve {route}", code="unsupported_route")
 
     def realtime_socket(self, model: str) -> RealtimeSocket:
         """A Realtime session answered in-process (text only)."""
@@ -131,24 +140,29 @@ class MockProvider(Provider):
             prompt_tokens += 3 + count_tokens(text)
             if m.get("role") == "user":
                 last_user = text
+        choices = 1 if body.get("n") is None else body["n"]
+        if not isinstance(choices, int) or isinstance(choices, bool) or not 1 <= choices <= MAX_CHOICES:
+            return _error(400, f"n must be an integer between 1 and {MAX_CHOICES}", "n")
         cap = body.get("max_completion_tokens", body.get("max_tokens"))
         words, truncated = _limit(reply_to(last_user).split(), cap)
         finish = "length" if truncated else "stop"
         usage = {
             "prompt_tokens": prompt_tokens,
-            "completion_tokens": len(words),
-            "total_tokens": prompt_tokens + len(words),
+            "completion_tokens": choices * len(words),
+            "total_tokens": prompt_tokens + choices * len(words),
             "prompt_tokens_details": {"cached_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0},
         }
         model = str(body.get("model", "mock"))
         cid = "chatcmpl-mock-" + hashlib.sha256(" ".join(words).encode()).hexdigest()[:12]
         created = int(time.time())
+        indexes = range(choices)
         if not body.get("stream"):
+            message = {"role": "assistant", "content": " ".join(words), "refusal": None}
             return MockResponse(200, _JSON, [orjson.dumps({
                 "id": cid, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": " ".join(words),
-                             "refusal": None}, "finish_reason": finish, "logprobs": None}],
+                "choices": [{"index": i, "message": message, "finish_reason": finish, "logprobs": None}
+                            for i in indexes],
                 "usage": usage,
             })])
         include_usage = asks_for_stream_usage(body)
@@ -156,14 +170,15 @@ class MockProvider(Provider):
         if include_usage:
             base["usage"] = None
 
-        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-            c = dict(base, choices=[{"index": 0, "delta": delta, "finish_reason": finish_reason,
+        def chunk(index: int, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+            c = dict(base, choices=[{"index": index, "delta": delta, "finish_reason": finish_reason,
                                      "logprobs": None}])
             return encode_event(orjson.dumps(c))
 
-        chunks = [chunk({"role": "assistant", "content": ""})]
-        chunks += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
-        chunks.append(chunk({}, finish))
+        # With n > 1 the choices' chunks interleave, as OpenAI sends them.
+        chunks = [chunk(i, {"role": "assistant", "content": ""}) for i in indexes]
+        chunks += [chunk(i, {"content": w if j == 0 else " " + w}) for j, w in enumerate(words) for i in indexes]
+        chunks += [chunk(i, {}, finish) for i in indexes]
         if include_usage:
             chunks.append(encode_event(orjson.dumps(dict(base, choices=[], usage=usage))))
         chunks.append(DONE_FRAME)

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.formats.codecs import StreamTranslator
+from gateway.formats.stream import StreamTranslator
 from gateway.formats.stream_pipe import StreamPipe
 from gateway.sse import SSEParser
 

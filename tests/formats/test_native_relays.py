@@ -2,7 +2,7 @@
 fast path skips parsing blocks with nothing to read), usage, ends and errors are still seen.
 
 The upstream wires are the translator fixtures' inputs: Chat Completions streams from
-anthropic_to_chat/, Anthropic Messages streams from chat_to_anthropic/.
+messages_on_chat/, Anthropic Messages streams from chat_on_messages/.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def _assert_ending(extra: bytes, raw: bytes, relay: Any, case: dict[str, Any]) -
 
 # fixture folder (its inputs are this relay's upstream wire) -> (relay, usage as the fixture writes it)
 WIRES: dict[str, tuple[type[Any], Callable[[Usage], Any]]] = {
-    "anthropic_to_chat/streams": (ChatStreamRelay, Usage.to_anthropic),
-    "chat_to_anthropic/streams": (MessagesStreamRelay, Usage.to_chat),
+    "messages_on_chat/streams": (ChatStreamRelay, Usage.to_anthropic),
+    "chat_on_messages/streams": (MessagesStreamRelay, Usage.to_chat),
 }
 
 
@@ -66,7 +66,7 @@ def test_stream_passes_untouched_and_reads_usage_and_end(folder: str, case: dict
 
 
 def test_injected_usage_chunk_is_dropped_and_the_rest_passes() -> None:
-    case = next(p.values[0] for p in fixture_cases("anthropic_to_chat/streams")
+    case = next(p.values[0] for p in fixture_cases("messages_on_chat/streams")
                 if p.id == "text_with_usage_chunk")
     raw = case["in"].encode()
     relay = ChatStreamRelay(strip_usage=True)

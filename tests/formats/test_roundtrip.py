@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import orjson
 
-from gateway.formats.anthropic_to_chat import messages_request_to_chat
-from gateway.formats.chat_to_anthropic import chat_request_to_messages
+from gateway.formats import chat_on_messages, messages_on_chat
 from tests.formats.helpers import FIXTURES
 
 
 def test_tool_history_survives_a_round_trip_through_messages() -> None:
-    case = orjson.loads((FIXTURES / "chat_to_anthropic/requests/tools_and_parallel_history.json").read_bytes())
-    back = messages_request_to_chat(chat_request_to_messages(case["in"]))
+    case = orjson.loads((FIXTURES / "chat_on_messages/requests/tools_and_parallel_history.json").read_bytes())
+    back = messages_on_chat.translate_request(chat_on_messages.translate_request(case["in"]))
     assert [m["role"] for m in back["messages"]] == ["system", "user", "assistant", "tool", "tool", "user"]
     calls = back["messages"][2]["tool_calls"]
     assert [(c["id"], c["function"]["name"], orjson.loads(c["function"]["arguments"])) for c in calls] == [
@@ -28,8 +27,8 @@ def test_tool_history_survives_a_round_trip_through_messages() -> None:
 
 
 def test_messages_request_survives_a_round_trip_through_chat() -> None:
-    case = orjson.loads((FIXTURES / "anthropic_to_chat/requests/tool_history_and_results.json").read_bytes())
-    back = chat_request_to_messages(messages_request_to_chat(case["in"]))
+    case = orjson.loads((FIXTURES / "messages_on_chat/requests/tool_history_and_results.json").read_bytes())
+    back = chat_on_messages.translate_request(messages_on_chat.translate_request(case["in"]))
     assert back["system"] == case["in"]["system"]
     assert back["tool_choice"] == case["in"]["tool_choice"]
     assert [t["name"] for t in back["tools"]] == ["get_weather", "screenshot"]

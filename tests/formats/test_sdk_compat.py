@@ -15,8 +15,8 @@ from anthropic.lib.streaming._messages import accumulate_event
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
-from gateway.formats.anthropic_to_chat import ChatToMessagesStream
-from gateway.formats.chat_to_anthropic import MessagesToChatStream
+from gateway.formats.chat_on_messages import ChatOnMessagesStream
+from gateway.formats.messages_on_chat import MessagesOnChatStream
 from tests.formats.helpers import FIXTURES, decode_frames, run_stream
 
 
@@ -27,7 +27,7 @@ def _case(path: str) -> dict[str, Any]:
 
 def _openai_final(case: dict[str, Any]) -> Any:
     opts = case["options"]
-    translator = MessagesToChatStream(opts["model"], include_usage=opts["include_usage"], created=opts["created"])
+    translator = ChatOnMessagesStream(opts["model"], include_usage=opts["include_usage"], created=opts["created"])
     chunks = decode_frames(run_stream(translator, case["in"].encode(), byte_at_a_time=False))
     assert chunks[-1] == "[DONE]"
     state: ChatCompletionStreamState[Any] = ChatCompletionStreamState()
@@ -37,7 +37,7 @@ def _openai_final(case: dict[str, Any]) -> Any:
 
 
 def _anthropic_final(case: dict[str, Any]) -> Any:
-    translator = ChatToMessagesStream(case["options"]["model"])
+    translator = MessagesOnChatStream(case["options"]["model"])
     events = decode_frames(run_stream(translator, case["in"].encode(), byte_at_a_time=False))
     assert events[-1]["event"] == "message_stop"
     snapshot = None
@@ -48,7 +48,7 @@ def _anthropic_final(case: dict[str, Any]) -> Any:
 
 
 def test_openai_sdk_accumulates_parallel_tool_calls_from_translated_stream() -> None:
-    final = _openai_final(_case("chat_to_anthropic/streams/parallel_tools.json"))
+    final = _openai_final(_case("chat_on_messages/streams/parallel_tools.json"))
     message = final.choices[0].message
     assert message.content == "Checking both."
     calls = [(c.id, c.function.name, orjson.loads(c.function.arguments)) for c in message.tool_calls]
@@ -60,7 +60,7 @@ def test_openai_sdk_accumulates_parallel_tool_calls_from_translated_stream() -> 
 
 
 def test_openai_sdk_reads_usage_chunk_with_cache_details() -> None:
-    final = _openai_final(_case("chat_to_anthropic/streams/text_with_cache_usage.json"))
+    final = _openai_final(_case("chat_on_messages/streams/text_with_cache_usage.json"))
     assert final.choices[0].message.content == "Hello, wörld! 👋"
     assert final.usage is not None
     assert final.usage.prompt_tokens == 2125
@@ -79,7 +79,7 @@ def test_openai_sdk_reads_usage_chunk_with_cache_details() -> None:
     ],
 )
 def test_anthropic_sdk_accumulates_every_completed_translated_stream(stream: str) -> None:
-    case = _case(f"anthropic_to_chat/streams/{stream}.json")
+    case = _case(f"messages_on_chat/streams/{stream}.json")
     final = _anthropic_final(case)
     message_delta = case["out"][-2]["data"]
     assert final.stop_reason == message_delta["delta"]["stop_reason"]
@@ -90,7 +90,7 @@ def test_anthropic_sdk_accumulates_every_completed_translated_stream(stream: str
 
 
 def test_anthropic_sdk_stream_result_matches_non_stream_translation() -> None:
-    final = _anthropic_final(_case("anthropic_to_chat/streams/parallel_tool_calls.json"))
+    final = _anthropic_final(_case("messages_on_chat/streams/parallel_tool_calls.json"))
     content = [block.to_dict() for block in final.content]
     assert content == [
         {"type": "text", "text": "Let me check."},
@@ -102,7 +102,7 @@ def test_anthropic_sdk_stream_result_matches_non_stream_translation() -> None:
 
 
 def test_anthropic_sdk_sees_thinking_then_text() -> None:
-    final = _anthropic_final(_case("anthropic_to_chat/streams/reasoning_then_text_length.json"))
+    final = _anthropic_final(_case("messages_on_chat/streams/reasoning_then_text_length.json"))
     assert [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None)) for b in final.content] == [
         ("thinking", "Let me think step by step."),
         ("text", "Answer: 42"),

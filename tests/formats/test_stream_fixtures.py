@@ -8,25 +8,25 @@ from typing import Any
 
 import pytest
 
-from gateway.formats.anthropic_to_chat import ChatToMessagesStream
-from gateway.formats.chat_to_anthropic import MessagesToChatStream
-from gateway.formats.codecs import StreamTranslator
+from gateway.formats.chat_on_messages import ChatOnMessagesStream
+from gateway.formats.messages_on_chat import MessagesOnChatStream
+from gateway.formats.stream import StreamTranslator
 from gateway.usage import Usage
 from tests.formats.helpers import decode_frames, fixture_cases, run_stream
 
 
 def _to_messages(opts: dict[str, Any]) -> StreamTranslator:
-    return ChatToMessagesStream(opts["model"])
+    return MessagesOnChatStream(opts["model"])
 
 
 def _to_chat(opts: dict[str, Any]) -> StreamTranslator:
-    return MessagesToChatStream(opts["model"], include_usage=opts["include_usage"], created=opts["created"])
+    return ChatOnMessagesStream(opts["model"], include_usage=opts["include_usage"], created=opts["created"])
 
 
 # fixture folder -> (translator for a case's options, usage as the fixture writes it)
 DIRECTIONS: dict[str, tuple[Callable[[dict[str, Any]], StreamTranslator], Callable[[Usage], Any]]] = {
-    "anthropic_to_chat/streams": (_to_messages, Usage.to_anthropic),
-    "chat_to_anthropic/streams": (_to_chat, Usage.to_chat),
+    "messages_on_chat/streams": (_to_messages, Usage.to_anthropic),
+    "chat_on_messages/streams": (_to_chat, Usage.to_chat),
 }
 CASES = [pytest.param(folder, *p.values, id=f"{folder.split('/')[0]}:{p.id}")
          for folder in DIRECTIONS for p in fixture_cases(folder)]

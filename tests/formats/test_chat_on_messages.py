@@ -9,11 +9,11 @@ import orjson
 import pytest
 
 from gateway.errors import BadRequest
-from gateway.formats.chat_to_anthropic import (
-    MessagesToChatStream,
-    anthropic_error_to_chat,
-    chat_request_to_messages,
-    messages_response_to_chat,
+from gateway.formats.chat_on_messages import (
+    ChatOnMessagesStream,
+    translate_error,
+    translate_request,
+    translate_response,
 )
 from gateway.sse import DONE_FRAME, SSEEvent
 from tests.formats.helpers import decode_frames, fixture_cases
@@ -40,28 +40,28 @@ def _message_start(usage: dict[str, Any] | None = None) -> SSEEvent:
 # --- golden fixtures ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", fixture_cases("chat_to_anthropic/requests"))
+@pytest.mark.parametrize("case", fixture_cases("chat_on_messages/requests"))
 def test_request_fixture_translates_to_expected_messages_body(case: dict[str, Any]) -> None:
     before = copy.deepcopy(case["in"])
-    assert chat_request_to_messages(case["in"], **case.get("options", {})) == case["out"]
+    assert translate_request(case["in"], **case.get("options", {})) == case["out"]
     assert case["in"] == before  # the client's body is never mutated
 
 
-@pytest.mark.parametrize("case", fixture_cases("chat_to_anthropic/responses"))
+@pytest.mark.parametrize("case", fixture_cases("chat_on_messages/responses"))
 def test_response_fixture_translates_to_expected_chat_completion(case: dict[str, Any]) -> None:
-    assert messages_response_to_chat(case["in"], created=CREATED) == case["out"]
+    assert translate_response(case["in"], created=CREATED)[0] == case["out"]
 
 
-@pytest.mark.parametrize("case", fixture_cases("chat_to_anthropic/streams"))
+@pytest.mark.parametrize("case", fixture_cases("chat_on_messages/streams"))
 def test_stream_ends_with_exactly_one_terminator(case: dict[str, Any]) -> None:
     out = case["out"]
     terminators = [i for i, item in enumerate(out) if item == "[DONE]" or "error" in item]
     assert terminators == [len(out) - 1]
 
 
-@pytest.mark.parametrize("case", fixture_cases("chat_to_anthropic/errors"))
+@pytest.mark.parametrize("case", fixture_cases("chat_on_messages/errors"))
 def test_error_fixture_translates_status_and_body(case: dict[str, Any]) -> None:
-    status, body = anthropic_error_to_chat(case["status"], case["body"].encode())
+    status, body = translate_error(case["status"], case["body"].encode())
     assert status == case["out_status"]
     assert orjson.loads(body) == case["out_body"]
 
@@ -83,13 +83,13 @@ _BASE = {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}]}
 )
 def test_openai_only_parameters_are_rejected_with_400(extra: dict[str, Any], param: str) -> None:
     with pytest.raises(BadRequest) as info:
-        chat_request_to_messages({**_BASE, **extra})
+        translate_request({**_BASE, **extra})
     assert info.value.status == 400
     assert info.value.param == param
 
 
 def test_n_equal_to_one_is_accepted() -> None:
-    assert chat_request_to_messages({**_BASE, "n": 1})["messages"][0]["role"] == "user"
+    assert translate_request({**_BASE, "n": 1})["messages"][0]["role"] == "user"
 
 
 @pytest.mark.parametrize(
@@ -106,12 +106,12 @@ def test_n_equal_to_one_is_accepted() -> None:
 def test_unsupported_user_content_is_rejected(part: dict[str, Any]) -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": [part]}]}
     with pytest.raises(BadRequest):
-        chat_request_to_messages(body)
+        translate_request(body)
 
 
 def test_image_url_given_as_a_bare_string_is_accepted() -> None:
     part = {"type": "image_url", "image_url": "https://example.com/a.png"}
-    out = chat_request_to_messages({"model": "m", "messages": [{"role": "user", "content": [part]}]})
+    out = translate_request({"model": "m", "messages": [{"role": "user", "content": [part]}]})
     assert out["messages"][0]["content"] == [
         {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
     ]
@@ -120,22 +120,22 @@ def test_image_url_given_as_a_bare_string_is_accepted() -> None:
 def test_tool_message_without_tool_call_id_is_rejected() -> None:
     body = {"model": "m", "messages": [{"role": "tool", "content": "42"}]}
     with pytest.raises(BadRequest, match="tool_call_id"):
-        chat_request_to_messages(body)
+        translate_request(body)
 
 
 def test_custom_tools_are_rejected() -> None:
     tools = [{"type": "custom", "custom": {"name": "grammar_tool"}}]
     with pytest.raises(BadRequest):
-        chat_request_to_messages({**_BASE, "tools": tools})
+        translate_request({**_BASE, "tools": tools})
 
 
 def test_unknown_reasoning_effort_is_rejected() -> None:
     with pytest.raises(BadRequest, match="reasoning_effort"):
-        chat_request_to_messages({**_BASE, "reasoning_effort": "extreme"})
+        translate_request({**_BASE, "reasoning_effort": "extreme"})
 
 
 def test_temperature_within_anthropic_range_passes_unchanged() -> None:
-    assert chat_request_to_messages({**_BASE, "temperature": 0.25})["temperature"] == 0.25
+    assert translate_request({**_BASE, "temperature": 0.25})["temperature"] == 0.25
 
 
 def test_assistant_refusal_becomes_text_when_content_is_empty() -> None:
@@ -144,7 +144,7 @@ def test_assistant_refusal_becomes_text_when_content_is_empty() -> None:
         {"role": "assistant", "content": None, "refusal": "I can't help with that."},
         {"role": "user", "content": "ok"},
     ]
-    out = chat_request_to_messages({"model": "m", "messages": messages})
+    out = translate_request({"model": "m", "messages": messages})
     assert out["messages"][1] == {
         "role": "assistant",
         "content": [{"type": "text", "text": "I can't help with that."}],
@@ -161,7 +161,7 @@ def test_tool_results_lead_their_user_turn_even_when_text_came_first() -> None:
         {"role": "user", "content": "(interrupting)"},
         {"role": "tool", "tool_call_id": "c1", "content": "done"},
     ]
-    out = chat_request_to_messages({"model": "m", "messages": messages})
+    out = translate_request({"model": "m", "messages": messages})
     assert [b["type"] for b in out["messages"][2]["content"]] == ["tool_result", "text"]
     assert len(out["messages"]) == 3
 
@@ -182,7 +182,7 @@ def test_response_usage_counts_cache_tokens_once() -> None:
             "cache_creation_input_tokens": 90,
         },
     }
-    usage = messages_response_to_chat(resp)["usage"]
+    usage = translate_response(resp)[0]["usage"]
     assert usage["prompt_tokens"] == 1000
     assert usage["prompt_tokens_details"] == {"cached_tokens": 900, "cache_write_tokens": 90}
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] == 1005
@@ -190,14 +190,14 @@ def test_response_usage_counts_cache_tokens_once() -> None:
 
 def test_response_created_defaults_to_an_integer_timestamp() -> None:
     resp = {"id": "msg_1", "model": "m", "content": [], "stop_reason": "end_turn", "usage": {}}
-    created = messages_response_to_chat(resp)["created"]
+    created = translate_response(resp)[0]["created"]
     assert isinstance(created, int) and created > 1_700_000_000
 
 
 # --- stream behaviour --------------------------------------------------------------------
 
 
-def _feed_all(translator: MessagesToChatStream, events: list[SSEEvent]) -> list[Any]:
+def _feed_all(translator: ChatOnMessagesStream, events: list[SSEEvent]) -> list[Any]:
     frames: list[bytes] = []
     for event in events:
         frames.extend(translator.feed(event))
@@ -205,7 +205,7 @@ def _feed_all(translator: MessagesToChatStream, events: list[SSEEvent]) -> list[
 
 
 def test_stream_message_delta_usage_replaces_output_tokens_instead_of_adding() -> None:
-    translator = MessagesToChatStream("m", include_usage=True)
+    translator = ChatOnMessagesStream("m", include_usage=True)
     _feed_all(
         translator,
         [
@@ -218,7 +218,7 @@ def test_stream_message_delta_usage_replaces_output_tokens_instead_of_adding() -
 
 
 def test_stream_message_delta_null_usage_fields_keep_message_start_values() -> None:
-    translator = MessagesToChatStream("m", include_usage=True)
+    translator = ChatOnMessagesStream("m", include_usage=True)
     start_usage = {"input_tokens": 10, "output_tokens": 1, "cache_read_input_tokens": 500}
     delta_usage = {"input_tokens": None, "cache_read_input_tokens": None, "output_tokens": 9}
     out = _feed_all(
@@ -234,7 +234,7 @@ def test_stream_message_delta_null_usage_fields_keep_message_start_values() -> N
 
 
 def test_stream_without_include_usage_has_no_usage_key_or_usage_chunk() -> None:
-    translator = MessagesToChatStream("m", include_usage=False)
+    translator = ChatOnMessagesStream("m", include_usage=False)
     out = _feed_all(
         translator,
         [
@@ -250,7 +250,7 @@ def test_stream_without_include_usage_has_no_usage_key_or_usage_chunk() -> None:
 
 
 def test_stream_role_chunk_comes_first_even_without_message_start() -> None:
-    translator = MessagesToChatStream("m", include_usage=False)
+    translator = ChatOnMessagesStream("m", include_usage=False)
     out = _feed_all(
         translator,
         [_event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}})],
@@ -262,7 +262,7 @@ def test_stream_role_chunk_comes_first_even_without_message_start() -> None:
 
 
 def test_stream_tool_input_given_in_block_start_is_sent_as_arguments() -> None:
-    translator = MessagesToChatStream("m", include_usage=False)
+    translator = ChatOnMessagesStream("m", include_usage=False)
     out = _feed_all(
         translator,
         [
@@ -284,7 +284,7 @@ def test_stream_tool_input_given_in_block_start_is_sent_as_arguments() -> None:
 
 
 def test_stream_server_tool_input_is_not_relayed_as_a_tool_call() -> None:
-    translator = MessagesToChatStream("m", include_usage=False)
+    translator = ChatOnMessagesStream("m", include_usage=False)
     out = _feed_all(
         translator,
         [
@@ -310,7 +310,7 @@ def test_stream_server_tool_input_is_not_relayed_as_a_tool_call() -> None:
 
 
 def test_stream_feed_after_done_returns_nothing() -> None:
-    translator = MessagesToChatStream("m", include_usage=False)
+    translator = ChatOnMessagesStream("m", include_usage=False)
     assert translator.feed(_event({"type": "message_stop"})) == [DONE_FRAME]
     assert translator.done
     assert translator.feed(_message_start()) == []
@@ -319,7 +319,7 @@ def test_stream_feed_after_done_returns_nothing() -> None:
 
 
 def test_stream_fail_emits_one_error_frame_then_nothing() -> None:
-    translator = MessagesToChatStream("m", include_usage=True)
+    translator = ChatOnMessagesStream("m", include_usage=True)
     frames = translator.fail("upstream timed out", 504)
     assert translator.failed
     assert decode_frames(frames) == [
@@ -331,6 +331,6 @@ def test_stream_fail_emits_one_error_frame_then_nothing() -> None:
 
 
 def test_stream_event_that_is_not_json_fails_the_stream() -> None:
-    translator = MessagesToChatStream("m", include_usage=False)
+    translator = ChatOnMessagesStream("m", include_usage=False)
     out = decode_frames(translator.feed(SSEEvent("content_block_delta", b"{not json")))
     assert translator.failed and "error" in out[0]

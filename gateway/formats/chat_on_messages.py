@@ -1,8 +1,10 @@
-"""A Chat Completions client talking to an Anthropic Messages provider (sans-IO).
+"""A Chat Completions client served by an Anthropic Messages provider (sans-IO).
 
-Requests go Chat → Messages; responses, stream events and error bodies come back
-Messages → Chat. The rules are those of wire-formats.md 6.1, 6.2, 6.4, 6.5 and 7.3;
-the policy choices that lose information are listed in each function's docstring.
+`translate_request` turns the client's Chat body into a Messages body;
+`translate_response`, `ChatOnMessagesStream` and `translate_error` turn the provider's
+answer, stream and error bodies back into Chat. The rules are those of wire-formats.md
+6.1, 6.2, 6.4, 6.5 and 7.3; the policy choices that lose information are listed in each
+function's docstring.
 """
 
 from __future__ import annotations
@@ -12,18 +14,29 @@ from typing import Any
 
 import orjson
 
-from ..errors import BadRequest, openai_error, openai_error_type
+from ..errors import BadRequest, openai_error_type
 from ..sse import DONE_FRAME, SSEEvent, encode_event, translate_block
-from ..usage import Usage
+from ..usage import Usage, asks_for_stream_usage
+from . import chat
+from .anthropic import read_error, tool_use
+from .json_values import (
+    Json,
+    WrongShape,
+    client_body,
+    describe,
+    dumps,
+    expect_dict,
+    expect_list,
+    expect_str,
+    malformed_message,
+    optional_dict,
+    optional_list,
+    optional_str,
+    provider_answer,
+)
+from .stream import StreamTranslator
 
-__all__ = [
-    "MessagesToChatStream",
-    "anthropic_error_to_chat",
-    "chat_request_to_messages",
-    "messages_response_to_chat",
-]
-
-Json = dict[str, Any]
+__all__ = ["ChatOnMessagesStream", "translate_error", "translate_request", "translate_response"]
 
 # reasoning_effort → thinking budget (AGW table); budgets must be >= 1024 and < max_tokens.
 THINKING_BUDGETS = {
@@ -57,7 +70,8 @@ def _unsupported(message: str, param: str) -> BadRequest:
 # --- request: Chat → Messages ----------------------------------------------------------
 
 
-def chat_request_to_messages(body: Json, *, default_max_tokens: int = 4096) -> Json:
+@client_body
+def translate_request(body: Json, default_max_tokens: int = 4096) -> Json:
     """Translate a Chat Completions request body into an Anthropic Messages body.
 
     Policy choices (lossy or opinionated):
@@ -73,6 +87,7 @@ def chat_request_to_messages(body: Json, *, default_max_tokens: int = 4096) -> J
       `seed`, `metadata`, `store`, `service_tier` and other OpenAI-only knobs are dropped.
     - `n`>1, `logprobs`, `logit_bias`, legacy `functions`, custom tools, audio input and
       file ids raise BadRequest: silently ignoring them would change the answer.
+    A value of the wrong JSON type raises BadRequest naming the field.
     """
     _reject_unsupported(body)
     max_tokens = _max_tokens(body, default_max_tokens)
@@ -156,7 +171,8 @@ def _output_format(response_format: Any) -> Json | None:
     if kind == "json_object":
         return {"type": "json_schema", "schema": {"type": "object", "additionalProperties": True}}
     if kind == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema")
+        json_schema = optional_dict(response_format.get("json_schema"), "response_format.json_schema")
+        schema = json_schema.get("schema")
         if not isinstance(schema, dict):
             schema = {"type": "object", "additionalProperties": True}
         return {"type": "json_schema", "schema": schema}
@@ -166,9 +182,9 @@ def _output_format(response_format: Any) -> Json | None:
 def _thinking(effort: Any, max_tokens: int, tool_choice: Json | None, messages: list[Json]) -> Json | None:
     if effort is None or effort == "none":
         return None
-    budget = THINKING_BUDGETS.get(effort)
+    budget = THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
     if budget is None:
-        raise BadRequest(f"unsupported reasoning_effort {effort!r}", param="reasoning_effort")
+        raise BadRequest(f"unsupported reasoning_effort {describe(effort)}", param="reasoning_effort")
     if max_tokens <= _MIN_THINKING_BUDGET:
         return None
     if tool_choice is not None and tool_choice["type"] in _FORCED_TOOL_CHOICES:
@@ -225,35 +241,24 @@ class _TurnBuilder:
 
 
 def _convert_messages(messages: Any) -> tuple[str, list[Json]]:
-    if not isinstance(messages, list):
-        raise BadRequest("messages must be an array", param="messages")
     system: list[str] = []
     turns = _TurnBuilder()
-    for i, msg in enumerate(messages):
-        if not isinstance(msg, dict):
-            raise BadRequest(f"messages[{i}] must be an object", param="messages")
-        role = msg.get("role")
+    for i, msg in enumerate(expect_list(messages, "messages")):
+        path = f"messages[{i}]"
+        role = expect_dict(msg, path).get("role")
         if role == "system" or role == "developer":
-            text = _joined_text(msg.get("content"))
+            text = chat.joined_text(msg.get("content"), f"{path}.content")
             if text.strip():
                 system.append(text)
         elif role == "user":
-            turns.add("user", _user_blocks(msg.get("content")))
+            turns.add("user", _user_blocks(msg.get("content"), f"{path}.content"))
         elif role == "assistant":
-            turns.add("assistant", _assistant_blocks(msg))
+            turns.add("assistant", _assistant_blocks(msg, path))
         elif role == "tool":
-            turns.add("user", [], _tool_result(msg, i))
+            turns.add("user", [], _tool_result(msg, path))
         else:
-            raise _unsupported(f"messages[{i}].role {role!r} is not supported", "messages")
+            raise _unsupported(f"{path}.role {describe(role)} is not supported", f"{path}.role")
     return "\n".join(system), turns.finish()
-
-
-def _joined_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return ""
 
 
 def _text_block(text: Any) -> Json | None:
@@ -262,26 +267,25 @@ def _text_block(text: Any) -> Json | None:
     return None
 
 
-def _user_blocks(content: Any) -> list[Json]:
+def _user_blocks(content: Any, path: str) -> list[Json]:
     if isinstance(content, str) or content is None:
         block = _text_block(content)
         return [block] if block else []
-    if not isinstance(content, list):
-        raise BadRequest("user message content must be a string or an array", param="messages")
     blocks: list[Json] = []
-    for part in content:
-        kind = part.get("type") if isinstance(part, dict) else None
+    for j, part in enumerate(expect_list(content, path)):
+        kind = expect_dict(part, f"{path}[{j}]").get("type")
         if kind == "text":
-            block = _text_block(part.get("text"))
+            block = _text_block(optional_str(part.get("text"), f"{path}[{j}].text"))
             if block:
                 blocks.append(block)
         elif kind == "image_url":
             image = part.get("image_url")
-            blocks.append(_image_block(image.get("url") if isinstance(image, dict) else image))
+            url = image.get("url") if isinstance(image, dict) else image
+            blocks.append(_image_block(url, f"{path}[{j}].image_url"))
         elif kind == "file":
-            blocks.append(_document_block(part.get("file") or {}))
+            blocks.append(_document_block(optional_dict(part.get("file"), f"{path}[{j}].file")))
         else:
-            raise _unsupported(f"content part {kind!r} is not supported by Anthropic", "messages")
+            raise _unsupported(f"content part {describe(kind)} is not supported by Anthropic", "messages")
     return blocks
 
 
@@ -294,9 +298,9 @@ def _parse_data_url(url: str) -> tuple[str, str] | None:
     return params[0].strip().lower(), data
 
 
-def _image_block(url: Any) -> Json:
+def _image_block(url: Any, path: str) -> Json:
     if not isinstance(url, str):
-        raise BadRequest("image_url.url must be a string", param="messages")
+        raise WrongShape(f"{path}.url", "a string")
     if url.startswith("data:"):
         parsed = _parse_data_url(url)
         if parsed is None:
@@ -304,7 +308,7 @@ def _image_block(url: Any) -> Json:
         media_type, data = parsed
         if media_type not in _IMAGE_MEDIA_TYPES:
             raise BadRequest(
-                f"image type {media_type!r} is not supported; use jpeg, png, gif or webp",
+                f"image type {describe(media_type)} is not supported; use jpeg, png, gif or webp",
                 param="messages",
             )
         return {
@@ -327,64 +331,47 @@ def _document_block(file: Json) -> Json:
             raise BadRequest("file_data data URLs must be base64-encoded", param="messages")
         media_type, data = parsed
     if media_type != "application/pdf":
-        raise _unsupported(f"file type {media_type!r} is not supported; send a PDF", "messages")
+        raise _unsupported(f"file type {describe(media_type)} is not supported; send a PDF", "messages")
     source = {"type": "base64", "media_type": media_type, "data": data}
     return {"type": "document", "source": source}
 
 
-def _assistant_blocks(msg: Json) -> list[Json]:
+def _assistant_blocks(msg: Json, path: str) -> list[Json]:
     blocks: list[Json] = []
     content = msg.get("content")
     if isinstance(content, list):
-        for part in content:
-            if isinstance(part, dict):
-                block = _text_block(part.get("text") or part.get("refusal"))
-                if block:
-                    blocks.append(block)
-    else:
+        for j, part in enumerate(content):
+            part = expect_dict(part, f"{path}.content[{j}]")
+            block = _text_block(part.get("text") or part.get("refusal"))
+            if block:
+                blocks.append(block)
+    elif content is None or isinstance(content, str):
         block = _text_block(content)
         if block:
             blocks.append(block)
+    else:
+        raise WrongShape(f"{path}.content", "a string or an array")
     if not blocks:
         block = _text_block(msg.get("refusal"))
         if block:
             blocks.append(block)
-    for call in msg.get("tool_calls") or ():
-        blocks.append(_tool_use_block(call))
+    for j, call in enumerate(optional_list(msg.get("tool_calls"), f"{path}.tool_calls")):
+        blocks.append(_tool_use_block(call, f"{path}.tool_calls[{j}]"))
     return blocks
 
 
-def _tool_use_block(call: Json) -> Json:
-    if call.get("type", "function") != "function":
+def _tool_use_block(call: Any, path: str) -> Json:
+    if expect_dict(call, path).get("type", "function") != "function":
         raise _unsupported("only function tool calls can be sent to Anthropic", "messages")
-    function = call.get("function") or {}
-    return {
-        "type": "tool_use",
-        "id": call.get("id"),
-        "name": function.get("name"),
-        "input": tool_arguments_to_input(function.get("arguments")),
-    }
+    return tool_use(call, path)
 
 
-def tool_arguments_to_input(arguments: Any) -> Json:
-    """Chat `arguments` (a JSON string) → Anthropic `input` object; unparsable → {}."""
-    if isinstance(arguments, dict):
-        return arguments
-    if not isinstance(arguments, (str, bytes)) or not arguments:
-        return {}
-    try:
-        parsed = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
-
-
-def _tool_result(msg: Json, i: int) -> Json:
+def _tool_result(msg: Json, path: str) -> Json:
     tool_call_id = msg.get("tool_call_id")
     if not isinstance(tool_call_id, str) or not tool_call_id:
-        raise BadRequest(f"messages[{i}] (role tool) needs a tool_call_id", param="messages")
+        raise BadRequest(f"{path} (role tool) needs a tool_call_id", param="messages")
     result: Json = {"type": "tool_result", "tool_use_id": tool_call_id}
-    text = _joined_text(msg.get("content"))
+    text = chat.joined_text(msg.get("content"), f"{path}.content")
     if text:
         result["content"] = text
     return result
@@ -393,17 +380,30 @@ def _tool_result(msg: Json, i: int) -> Json:
 # --- tools -----------------------------------------------------------------------------
 
 
+def _function_of(tool: Any, path: str) -> Json:
+    """The `function` object of a Chat tool (or tool choice); {} when absent."""
+    return optional_dict(expect_dict(tool, path).get("function"), f"{path}.function")
+
+
+def _function_name(tool: Any, path: str) -> str | None:
+    """The function name of a Chat tool; None when it has none (or not a string)."""
+    name = _function_of(tool, path).get("name")
+    return name if isinstance(name, str) else None
+
+
 def _tools_and_choice(body: Json) -> tuple[list[Json], Json | None]:
-    tools = body.get("tools") or []
+    tools = optional_list(body.get("tools"), "tools")
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
-        allowed = choice.get("allowed_tools") or {}
-        names = {(t.get("function") or {}).get("name") for t in allowed.get("tools") or ()}
-        tools = [t for t in tools if (t.get("function") or {}).get("name") in names]
+        allowed = optional_dict(choice.get("allowed_tools"), "tool_choice.allowed_tools")
+        allowed_tools = optional_list(allowed.get("tools"), "tool_choice.allowed_tools.tools")
+        names = {_function_name(t, f"tool_choice.allowed_tools.tools[{i}]") for i, t in enumerate(allowed_tools)}
+        names.discard(None)
+        tools = [t for i, t in enumerate(tools) if _function_name(t, f"tools[{i}]") in names]
         choice = allowed.get("mode", "auto")
     if not tools:
         return [], None
-    converted = [_tool(t) for t in tools]
+    converted = [_tool(t, f"tools[{i}]") for i, t in enumerate(tools)]
     tool_choice = _tool_choice(choice)
     if body.get("parallel_tool_calls") is False:
         tool_choice = tool_choice or {"type": "auto"}
@@ -412,12 +412,12 @@ def _tools_and_choice(body: Json) -> tuple[list[Json], Json | None]:
     return converted, tool_choice
 
 
-def _tool(tool: Json) -> Json:
+def _tool(tool: Any, path: str) -> Json:
+    function = _function_of(tool, path)
     if tool.get("type", "function") != "function":
         raise _unsupported("only function tools can be sent to Anthropic", "tools")
-    function = tool.get("function") or {}
     out: Json = {
-        "name": function.get("name"),
+        "name": expect_str(function.get("name"), f"{path}.function.name"),
         "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
     }
     if function.get("description"):
@@ -437,31 +437,37 @@ def _tool_choice(choice: Any) -> Json | None:
     if choice == "none":
         return {"type": "none"}
     if isinstance(choice, dict) and choice.get("type") == "function":
-        return {"type": "tool", "name": (choice.get("function") or {}).get("name")}
-    raise _unsupported(f"tool_choice {choice!r} is not supported by Anthropic", "tool_choice")
+        name = _function_of(choice, "tool_choice").get("name")
+        return {"type": "tool", "name": expect_str(name, "tool_choice.function.name")}
+    what = describe(choice.get("type") if isinstance(choice, dict) else choice)
+    raise _unsupported(f"tool_choice {what} is not supported by Anthropic", "tool_choice")
 
 
 # --- response: Messages → Chat ---------------------------------------------------------
 
 
-def messages_response_to_chat(resp: Json, *, created: int | None = None) -> Json:
-    """Translate an Anthropic Messages response into a `chat.completion` object.
+@provider_answer
+def translate_response(resp: Json, *, created: int | None = None) -> tuple[Json, Usage]:
+    """Translate an Anthropic Messages response into a `chat.completion` object and its usage.
 
     Thinking text goes to `message.reasoning_content` (a non-standard field used by
     DeepSeek and vLLM; OpenAI SDKs keep unknown fields); thinking signatures and
-    redacted thinking are dropped. `created` defaults to now.
+    redacted thinking are dropped. `created` defaults to now. A field of the wrong JSON
+    type raises MalformedUpstream.
     """
     text: list[str] = []
     reasoning: list[str] = []
     tool_calls: list[Json] = []
-    for block in resp.get("content") or ():
+    for i, block in enumerate(optional_list(resp.get("content"), "content")):
+        if not isinstance(block, dict):
+            raise WrongShape(f"content[{i}]", "an object")
         kind = block.get("type")
         if kind == "text":
-            text.append(block.get("text") or "")
+            text.append(optional_str(block.get("text"), f"content[{i}].text") or "")
         elif kind == "tool_use":
-            tool_calls.append(_chat_tool_call(block))
+            tool_calls.append(chat.tool_call(block, f"content[{i}]"))
         elif kind == "thinking":
-            reasoning.append(block.get("thinking") or "")
+            reasoning.append(optional_str(block.get("thinking"), f"content[{i}].thinking") or "")
     content = "".join(text)
     message: Json = {
         "role": "assistant",
@@ -472,29 +478,23 @@ def messages_response_to_chat(resp: Json, *, created: int | None = None) -> Json
         message["tool_calls"] = tool_calls
     if reasoning:
         message["reasoning_content"] = "".join(reasoning)
+    stop_reason = optional_str(resp.get("stop_reason"), "stop_reason")
     choice = {
         "index": 0,
         "message": message,
         "logprobs": None,
-        "finish_reason": FINISH_REASONS.get(resp.get("stop_reason") or "", "stop"),
+        "finish_reason": FINISH_REASONS.get(stop_reason or "", "stop"),
     }
-    return {
-        "id": resp.get("id"),
+    usage = Usage.from_anthropic(resp.get("usage"))
+    out = {
+        "id": expect_str(resp.get("id"), "id"),
         "object": "chat.completion",
         "created": int(time.time()) if created is None else created,
-        "model": resp.get("model"),
+        "model": expect_str(resp.get("model"), "model"),
         "choices": [choice],
-        "usage": Usage.from_anthropic(resp.get("usage") or {}).to_chat(),
+        "usage": usage.to_chat(),
     }
-
-
-def _chat_tool_call(block: Json) -> Json:
-    arguments = orjson.dumps(block.get("input") or {}).decode()
-    return {
-        "id": block.get("id"),
-        "type": "function",
-        "function": {"name": block.get("name"), "arguments": arguments},
-    }
+    return out, usage
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -502,41 +502,21 @@ def _chat_tool_call(block: Json) -> Json:
 _CODE_TYPES = frozenset({"overloaded_error", "rate_limit_error"})
 
 
-def _chat_error(message: str, error_type: str, code: str | None) -> bytes:
-    return orjson.dumps(openai_error(message, error_type, code))
-
-
-def anthropic_error_to_chat(status: int, body: bytes) -> tuple[int, bytes]:
+def translate_error(status: int, body: bytes) -> tuple[int, bytes]:
     """Anthropic error response → (status, OpenAI error body), per wire-formats 7.3.
 
     The Anthropic `error.type` is kept as the OpenAI `type` (and as `code` for
     overload/rate limits). 529 becomes 503, which OpenAI clients know and retry;
     every other status is kept. An unparsable body becomes the message text.
     """
-    error_type, message = _read_anthropic_error(body)
+    _, error_type, message = read_error(body)
     if not message:
         message = f"upstream returned HTTP {status}"
     if status == 529:
         status, error_type = 503, error_type or "overloaded_error"
     error_type = error_type or openai_error_type(status)
     code = error_type if error_type in _CODE_TYPES else None
-    return status, _chat_error(message, error_type, code)
-
-
-def _read_anthropic_error(body: bytes) -> tuple[str | None, str]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None, body[:2000].decode("utf-8", "replace").strip()
-    error = data.get("error") if isinstance(data, dict) else None
-    if isinstance(error, dict):
-        error_type = error.get("type")
-        message = error.get("message")
-        return (
-            error_type if isinstance(error_type, str) and error_type else None,
-            message if isinstance(message, str) else "",
-        )
-    return None, body[:2000].decode("utf-8", "replace").strip()
+    return status, chat.error_body(message, error_type, code)
 
 
 # --- stream: Anthropic events → Chat chunks --------------------------------------------
@@ -544,14 +524,14 @@ def _read_anthropic_error(body: bytes) -> tuple[str | None, str]:
 _ROLE_DELTA = b'{"role":"assistant","content":""}'
 
 
-class MessagesToChatStream:
+class ChatOnMessagesStream(StreamTranslator):
     """State machine: Anthropic stream events in, Chat Completions chunk frames out.
 
     `feed()` returns complete `data: …\\n\\n` frames. Exactly one terminator is ever
     produced: `data: [DONE]` from `feed()` when `message_stop` arrives, or one
-    `data: {"error":…}` frame (upstream `error` event, `fail()`, or `finish()` at EOF
-    before `message_stop`). After that every call returns []. `usage` always holds the
-    latest cumulative counts, so a cut stream still reports partial usage.
+    `data: {"error":…}` frame (upstream `error` event, an event of the wrong shape,
+    `fail()`, or `finish()` at EOF before `message_stop`). After that every call
+    returns [].
     """
 
     __slots__ = (
@@ -566,17 +546,11 @@ class MessagesToChatStream:
         "_tail",
         "_tools",
         "_usage_head",
-        "done",
-        "failed",
-        "raw",
-        "usage",
     )
+    cut_message = "upstream stream ended before the message was complete"
 
     def __init__(self, model: str, *, include_usage: bool, created: int | None = None) -> None:
-        self.usage = Usage()
-        self.failed = False
-        self.done = False
-        self.raw = False  # frames are translated, never the upstream's own bytes
+        super().__init__()
         self._model = model
         self._include_usage = include_usage
         self._created = int(time.time()) if created is None else created
@@ -586,6 +560,10 @@ class MessagesToChatStream:
         self._next_tool = 0
         self._started = False
         self._set_id("chatcmpl-gateway")
+
+    @classmethod
+    def for_request(cls, model: str, body: Json, injected_usage: bool) -> ChatOnMessagesStream:
+        return cls(model, include_usage=asks_for_stream_usage(body))
 
     def _set_id(self, chunk_id: str) -> None:
         # Chunks are built from precomputed fragments: the same bytes encode_event() makes.
@@ -617,21 +595,21 @@ class MessagesToChatStream:
             return self.fail("upstream sent an event that is not JSON")
         if not isinstance(data, dict):
             return self.fail("upstream sent an event that is not a JSON object")
-        handler = _HANDLERS.get(data.get("type") or event.event)
-        return handler(self, data) if handler is not None else []
-
-    def finish(self) -> list[bytes]:
-        """Call at upstream EOF: one error frame if `message_stop` never came, else []."""
-        if self.failed or self.done:
+        kind = data.get("type") or event.event
+        # Per-event type checks compare classes exactly: parsed JSON has no subclasses, and
+        # `x.__class__ is T` costs next to nothing where isinstance() shows in profiles.
+        if kind.__class__ is not str:
+            return self.fail(malformed_message("an event's type must be a string"))
+        handler = _HANDLERS.get(kind)
+        if handler is None:
             return []
-        return self.fail("upstream stream ended before the message was complete")
+        try:
+            return handler(self, data)
+        except WrongShape as exc:
+            return self.fail(malformed_message(f"{kind} event: {exc}"))
 
-    def fail(self, message: str, status: int = 502) -> list[bytes]:
-        """End the stream with one Chat error frame (no [DONE] follows)."""
-        if self.failed or self.done:
-            return []
-        self.failed = True
-        return [encode_event(_chat_error(message, openai_error_type(status), "upstream_error"))]
+    def error_frame(self, message: str, status: int) -> bytes:
+        return chat.error_frame(message, status)
 
     # --- frames ---------------------------------------------------------------------
     def _emit(self, frame: bytes) -> list[bytes]:
@@ -649,7 +627,7 @@ class MessagesToChatStream:
 
     # --- handlers -------------------------------------------------------------------
     def _on_message_start(self, data: Json) -> list[bytes]:
-        message = data.get("message") or {}
+        message = optional_dict(data.get("message"), "message")
         if isinstance(message.get("id"), str):
             self._set_id(message["id"])
         self._update_usage(message.get("usage"))
@@ -659,44 +637,50 @@ class MessagesToChatStream:
         return [self._head + _ROLE_DELTA + self._tail]
 
     def _on_block_start(self, data: Json) -> list[bytes]:
-        block = data.get("content_block") or {}
+        block = optional_dict(data.get("content_block"), "content_block")
         if block.get("type") != "tool_use":
             return []
         tool_index = self._next_tool
         self._next_tool += 1
-        given = block.get("input")
-        arguments = orjson.dumps(given).decode() if given else ""
-        self._tools[data.get("index", -1)] = [tool_index, bool(arguments)]
+        given = optional_dict(block.get("input"), "content_block.input")
+        arguments = dumps(given, "content_block.input").decode() if given else ""
+        self._tools[_block_index(data)] = [tool_index, bool(arguments)]
         return self._tool_delta(
             {
                 "index": tool_index,
-                "id": block.get("id"),
+                "id": expect_str(block.get("id"), "content_block.id"),
                 "type": "function",
-                "function": {"name": block.get("name"), "arguments": arguments},
+                "function": {"name": expect_str(block.get("name"), "content_block.name"), "arguments": arguments},
             }
         )
 
     def _on_block_delta(self, data: Json) -> list[bytes]:
-        delta = data.get("delta") or {}
+        delta = data.get("delta")
+        if delta.__class__ is not dict:
+            delta = optional_dict(delta, "delta")
         kind = delta.get("type")
-        if kind == "text_delta":
+        if kind == "text_delta":  # the hot path
             text = delta.get("text")
-            return self._delta(b'{"content":' + orjson.dumps(text) + b"}") if text else []
+            if not text:
+                return []
+            if text.__class__ is not str:
+                raise WrongShape("delta.text", "a string")
+            return self._delta(b'{"content":' + orjson.dumps(text) + b"}")
         if kind == "input_json_delta":
-            tool = self._tools.get(data.get("index", -1))
-            fragment = delta.get("partial_json")
+            tool = self._tools.get(_block_index(data))
+            fragment = optional_str(delta.get("partial_json"), "delta.partial_json")
             if tool is None or not fragment:
                 return []
             tool[1] = True
             return self._tool_delta({"index": tool[0], "function": {"arguments": fragment}})
         if kind == "thinking_delta":
-            thinking = delta.get("thinking")
+            thinking = optional_str(delta.get("thinking"), "delta.thinking")
             if thinking:
                 return self._delta(b'{"reasoning_content":' + orjson.dumps(thinking) + b"}")
         return []  # signature_delta, citations_delta and future delta types
 
     def _on_block_stop(self, data: Json) -> list[bytes]:
-        tool = self._tools.pop(data.get("index", -1), None)
+        tool = self._tools.pop(_block_index(data), None)
         if tool is None or tool[1]:
             return []
         # A tool called with no streamed input still needs valid JSON arguments (AGW).
@@ -704,8 +688,8 @@ class MessagesToChatStream:
 
     def _on_message_delta(self, data: Json) -> list[bytes]:
         self._update_usage(data.get("usage"))
-        stop_reason = (data.get("delta") or {}).get("stop_reason") or ""
-        finish = FINISH_REASONS.get(stop_reason, "stop").encode()
+        stop_reason = optional_str(optional_dict(data.get("delta"), "delta").get("stop_reason"), "delta.stop_reason")
+        finish = FINISH_REASONS.get(stop_reason or "", "stop").encode()
         frames = self._emit(self._head + b'{},"logprobs":null,"finish_reason":"' + finish + b'"}]' + self._end)
         if self._include_usage:
             frames.append(self._usage_head + orjson.dumps(self.usage.to_chat()) + b"}\n\n")
@@ -716,12 +700,16 @@ class MessagesToChatStream:
         return [DONE_FRAME]
 
     def _on_error(self, data: Json) -> list[bytes]:
-        error = data.get("error") or {}
-        error_type = error.get("type") or "api_error"
-        message = error.get("message") or "upstream error"
+        # The stream ends here whatever the event holds: fields of the wrong type get defaults.
+        error = data.get("error")
+        error = error if isinstance(error, dict) else {}
+        error_type = error.get("type")
+        error_type = error_type if isinstance(error_type, str) and error_type else "api_error"
+        message = error.get("message")
+        message = message if isinstance(message, str) and message else "upstream error"
         self.failed = True
         code = error_type if error_type in _CODE_TYPES else None
-        return [encode_event(_chat_error(message, error_type, code))]
+        return [encode_event(chat.error_body(message, error_type, code))]
 
     def _update_usage(self, usage: Any) -> None:
         # Anthropic usage counts are cumulative: replace the fields that are present.
@@ -730,12 +718,19 @@ class MessagesToChatStream:
             self.usage = Usage.from_anthropic(self._raw_usage)
 
 
+def _block_index(data: Json) -> int:
+    index = data.get("index", -1)
+    if not isinstance(index, int):
+        raise WrongShape("index", "an integer")
+    return index
+
+
 _HANDLERS = {
-    "message_start": MessagesToChatStream._on_message_start,
-    "content_block_start": MessagesToChatStream._on_block_start,
-    "content_block_delta": MessagesToChatStream._on_block_delta,
-    "content_block_stop": MessagesToChatStream._on_block_stop,
-    "message_delta": MessagesToChatStream._on_message_delta,
-    "message_stop": MessagesToChatStream._on_message_stop,
-    "error": MessagesToChatStream._on_error,
+    "message_start": ChatOnMessagesStream._on_message_start,
+    "content_block_start": ChatOnMessagesStream._on_block_start,
+    "content_block_delta": ChatOnMessagesStream._on_block_delta,
+    "content_block_stop": ChatOnMessagesStream._on_block_stop,
+    "message_delta": ChatOnMessagesStream._on_message_delta,
+    "message_stop": ChatOnMessagesStream._on_message_stop,
+    "error": ChatOnMessagesStream._on_error,
 }

@@ -9,11 +9,11 @@ import orjson
 import pytest
 
 from gateway.errors import BadRequest
-from gateway.formats.anthropic_to_chat import (
-    ChatToMessagesStream,
-    chat_error_to_anthropic,
-    chat_response_to_messages,
-    messages_request_to_chat,
+from gateway.formats.messages_on_chat import (
+    MessagesOnChatStream,
+    translate_error,
+    translate_request,
+    translate_response,
 )
 from gateway.sse import SSEEvent
 from tests.formats.helpers import decode_frames, fixture_cases
@@ -35,7 +35,7 @@ def _chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> SS
 DONE = SSEEvent("", b"[DONE]")
 
 
-def _feed_all(translator: ChatToMessagesStream, events: list[SSEEvent]) -> list[Any]:
+def _feed_all(translator: MessagesOnChatStream, events: list[SSEEvent]) -> list[Any]:
     frames: list[bytes] = []
     for event in events:
         frames.extend(translator.feed(event))
@@ -49,19 +49,19 @@ def _types(out: list[Any]) -> list[str]:
 # --- golden fixtures ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", fixture_cases("anthropic_to_chat/requests"))
+@pytest.mark.parametrize("case", fixture_cases("messages_on_chat/requests"))
 def test_request_fixture_translates_to_expected_chat_body(case: dict[str, Any]) -> None:
     before = copy.deepcopy(case["in"])
-    assert messages_request_to_chat(case["in"]) == case["out"]
+    assert translate_request(case["in"]) == case["out"]
     assert case["in"] == before  # the client's body is never mutated
 
 
-@pytest.mark.parametrize("case", fixture_cases("anthropic_to_chat/responses"))
+@pytest.mark.parametrize("case", fixture_cases("messages_on_chat/responses"))
 def test_response_fixture_translates_to_expected_message(case: dict[str, Any]) -> None:
-    assert chat_response_to_messages(case["in"]) == case["out"]
+    assert translate_response(case["in"])[0] == case["out"]
 
 
-@pytest.mark.parametrize("case", fixture_cases("anthropic_to_chat/streams"))
+@pytest.mark.parametrize("case", fixture_cases("messages_on_chat/streams"))
 def test_stream_is_well_formed_and_ends_with_one_terminator(case: dict[str, Any]) -> None:
     names = _types(case["out"])
     assert names[0] in ("message_start", "error")
@@ -83,9 +83,9 @@ def test_stream_is_well_formed_and_ends_with_one_terminator(case: dict[str, Any]
             assert not open_blocks
 
 
-@pytest.mark.parametrize("case", fixture_cases("anthropic_to_chat/errors"))
+@pytest.mark.parametrize("case", fixture_cases("messages_on_chat/errors"))
 def test_error_fixture_translates_status_and_body(case: dict[str, Any]) -> None:
-    status, body = chat_error_to_anthropic(case["status"], case["body"].encode())
+    status, body = translate_error(case["status"], case["body"].encode())
     assert status == case["out_status"]
     assert orjson.loads(body) == case["out_body"]
 
@@ -101,7 +101,7 @@ def test_server_tools_are_rejected() -> None:
         "tools": [{"type": "web_search_20250305", "name": "web_search"}],
     }
     with pytest.raises(BadRequest, match="web_search_20250305"):
-        messages_request_to_chat(body)
+        translate_request(body)
 
 
 @pytest.mark.parametrize(
@@ -115,7 +115,7 @@ def test_server_tools_are_rejected() -> None:
 def test_untranslatable_user_blocks_are_rejected(block: dict[str, Any]) -> None:
     body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [block]}]}
     with pytest.raises(BadRequest):
-        messages_request_to_chat(body)
+        translate_request(body)
 
 
 def test_tool_choice_without_tools_is_not_sent() -> None:
@@ -125,7 +125,7 @@ def test_tool_choice_without_tools_is_not_sent() -> None:
         "messages": [{"role": "user", "content": "hi"}],
         "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
     }
-    out = messages_request_to_chat(body)
+    out = translate_request(body)
     assert "tool_choice" not in out and "parallel_tool_calls" not in out
 
 
@@ -137,7 +137,7 @@ def test_error_tool_result_without_content_still_says_error() -> None:
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "is_error": True}]}
         ],
     }
-    assert messages_request_to_chat(body)["messages"] == [
+    assert translate_request(body)["messages"] == [
         {"role": "tool", "tool_call_id": "toolu_1", "content": "Error: "}
     ]
 
@@ -152,7 +152,7 @@ def test_response_usage_splits_cached_tokens_out_of_input() -> None:
         "choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 1000, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 900}},
     }
-    usage = chat_response_to_messages(resp)["usage"]
+    usage = translate_response(resp)[0]["usage"]
     assert usage["input_tokens"] + usage["cache_read_input_tokens"] == 1000
     assert usage == {
         "input_tokens": 100,
@@ -163,14 +163,14 @@ def test_response_usage_splits_cached_tokens_out_of_input() -> None:
 
 
 def test_response_with_no_choices_is_an_empty_end_turn_message() -> None:
-    out = chat_response_to_messages({"id": "c1", "model": "m", "choices": []})
+    out = translate_response({"id": "c1", "model": "m", "choices": []})[0]
     assert (out["content"], out["stop_reason"]) == ([], "end_turn")
 
 
 def test_response_legacy_function_call_becomes_tool_use() -> None:
     message = {"content": None, "function_call": {"name": "f", "arguments": '{"a": 1}'}}
     resp = {"id": "c1", "model": "m", "choices": [{"message": message, "finish_reason": "function_call"}]}
-    out = chat_response_to_messages(resp)
+    out = translate_response(resp)[0]
     assert out["content"] == [{"type": "tool_use", "id": "toolu_gw_0", "name": "f", "input": {"a": 1}}]
     assert out["stop_reason"] == "tool_use"
 
@@ -179,13 +179,13 @@ def test_response_legacy_function_call_becomes_tool_use() -> None:
 
 
 def test_stream_done_before_any_chunk_still_sends_a_complete_message() -> None:
-    out = _feed_all(ChatToMessagesStream("claude-x"), [DONE])
+    out = _feed_all(MessagesOnChatStream("claude-x"), [DONE])
     assert _types(out) == ["message_start", "message_delta", "message_stop"]
     assert out[1]["data"]["delta"]["stop_reason"] == "end_turn"
 
 
 def test_stream_usage_chunk_after_finish_feeds_message_delta() -> None:
-    translator = ChatToMessagesStream("claude-x")
+    translator = MessagesOnChatStream("claude-x")
     usage = {"prompt_tokens": 50, "completion_tokens": 7, "total_tokens": 57}
     out = _feed_all(
         translator,
@@ -204,7 +204,7 @@ def test_stream_usage_chunk_after_finish_feeds_message_delta() -> None:
 def test_stream_ignores_choices_other_than_the_first() -> None:
     other = {"index": 1, "delta": {"content": "second choice"}, "finish_reason": None}
     out = _feed_all(
-        ChatToMessagesStream("claude-x"),
+        MessagesOnChatStream("claude-x"),
         [
             SSEEvent("", orjson.dumps({"id": "c", "choices": [other]})),
             _chunk({"content": "first"}),
@@ -216,12 +216,12 @@ def test_stream_ignores_choices_other_than_the_first() -> None:
 
 def test_stream_tool_arguments_sent_as_an_object_are_serialised() -> None:
     call = {"index": 0, "id": "call_1", "function": {"name": "f", "arguments": {"a": 1}}}
-    out = _feed_all(ChatToMessagesStream("claude-x"), [_chunk({"tool_calls": [call]})])
+    out = _feed_all(MessagesOnChatStream("claude-x"), [_chunk({"tool_calls": [call]})])
     assert out[-1]["data"]["delta"] == {"type": "input_json_delta", "partial_json": '{"a":1}'}
 
 
 def test_stream_interleaved_parallel_tool_arguments_fail_visibly() -> None:
-    translator = ChatToMessagesStream("claude-x")
+    translator = MessagesOnChatStream("claude-x")
     out = _feed_all(
         translator,
         [
@@ -237,14 +237,14 @@ def test_stream_interleaved_parallel_tool_arguments_fail_visibly() -> None:
 
 def test_stream_error_chunk_with_status_maps_type_by_status() -> None:
     error = {"error": {"message": "busy", "code": 503}}
-    out = _feed_all(ChatToMessagesStream("claude-x"), [SSEEvent("", orjson.dumps(error))])
+    out = _feed_all(MessagesOnChatStream("claude-x"), [SSEEvent("", orjson.dumps(error))])
     assert out == [
         {"event": "error", "data": {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}}
     ]
 
 
 def test_stream_fail_emits_one_error_event_then_nothing() -> None:
-    translator = ChatToMessagesStream("claude-x")
+    translator = MessagesOnChatStream("claude-x")
     out = decode_frames(translator.fail("upstream timed out", 504))
     assert out == [
         {
@@ -258,7 +258,7 @@ def test_stream_fail_emits_one_error_event_then_nothing() -> None:
 
 
 def test_stream_feed_after_done_returns_nothing() -> None:
-    translator = ChatToMessagesStream("claude-x")
+    translator = MessagesOnChatStream("claude-x")
     translator.feed(DONE)
     assert translator.done
     assert translator.feed(_chunk({"content": "late"})) == []

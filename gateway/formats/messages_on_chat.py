@@ -1,8 +1,10 @@
-"""An Anthropic Messages client talking to an OpenAI-compatible Chat provider (sans-IO).
+"""An Anthropic Messages client served by an OpenAI-compatible Chat provider (sans-IO).
 
-Requests go Messages → Chat; responses, stream chunks and error bodies come back
-Chat → Messages. The rules mirror wire-formats.md 6.1 (reverse), 6.2, 6.4, 6.5 and 7.3;
-the policy choices that lose information are listed in each function's docstring.
+`translate_request` turns the client's Messages body into a Chat body;
+`translate_response`, `MessagesOnChatStream` and `translate_error` turn the provider's
+answer, stream chunks and error bodies back into Messages. The rules mirror
+wire-formats.md 6.1 (reverse), 6.2, 6.4, 6.5 and 7.3; the policy choices that lose
+information are listed in each function's docstring.
 """
 
 from __future__ import annotations
@@ -11,19 +13,28 @@ from typing import Any
 
 import orjson
 
-from ..errors import BadRequest, anthropic_error, anthropic_error_type
+from ..errors import BadRequest, anthropic_error_type
 from ..sse import SSEEvent, encode_event, event_data
 from ..usage import Usage
-from .chat_to_anthropic import tool_arguments_to_input
+from . import anthropic, chat
+from .json_values import (
+    Json,
+    WrongShape,
+    client_body,
+    describe,
+    dumps,
+    expect_dict,
+    expect_list,
+    expect_str,
+    malformed_message,
+    optional_dict,
+    optional_list,
+    optional_str,
+    provider_answer,
+)
+from .stream import StreamTranslator
 
-__all__ = [
-    "ChatToMessagesStream",
-    "chat_error_to_anthropic",
-    "chat_response_to_messages",
-    "messages_request_to_chat",
-]
-
-Json = dict[str, Any]
+__all__ = ["MessagesOnChatStream", "translate_error", "translate_request", "translate_response"]
 
 # Chat finish_reason → Anthropic stop_reason (wire-formats 6.2). content_filter becomes
 # `refusal` so agents do not treat a blocked turn as a normal end.
@@ -44,7 +55,8 @@ def _unsupported(message: str) -> BadRequest:
 # --- request: Messages → Chat ----------------------------------------------------------
 
 
-def messages_request_to_chat(body: Json) -> Json:
+@client_body
+def translate_request(body: Json, default_max_tokens: int = 4096) -> Json:
     """Translate an Anthropic Messages request body into a Chat Completions body.
 
     Policy choices (lossy or opinionated):
@@ -59,16 +71,15 @@ def messages_request_to_chat(body: Json) -> Json:
     - Server tools (web search, code execution, …) and unknown block types raise
       BadRequest: an OpenAI-compatible provider cannot run them.
     - `stream: true` adds `stream_options.include_usage` so usage is never lost.
+    - `default_max_tokens` is not used: Anthropic clients always send `max_tokens`.
+    A value of the wrong JSON type raises BadRequest naming the field.
     """
     messages: list[Json] = []
-    system = _system_text(body.get("system"))
+    system = chat.joined_text(body.get("system"), "system")
     if system:
         messages.append({"role": "system", "content": system})
-    raw_messages = body.get("messages")
-    if not isinstance(raw_messages, list):
-        raise BadRequest("messages must be an array", param="messages")
-    for i, msg in enumerate(raw_messages):
-        _convert_message(msg, i, messages)
+    for i, msg in enumerate(expect_list(body.get("messages"), "messages")):
+        _convert_message(msg, f"messages[{i}]", messages)
     out: Json = {"model": body.get("model"), "messages": messages}
     if body.get("max_tokens") is not None:
         out["max_completion_tokens"] = body["max_tokens"]
@@ -77,7 +88,7 @@ def messages_request_to_chat(body: Json) -> Json:
             out[key] = body[key]
     if body.get("stop_sequences"):
         out["stop"] = body["stop_sequences"]
-    user_id = (body.get("metadata") or {}).get("user_id")
+    user_id = optional_dict(body.get("metadata"), "metadata").get("user_id")
     if isinstance(user_id, str) and user_id:
         out["user"] = user_id
     _copy_tools(body, out)
@@ -90,118 +101,107 @@ def messages_request_to_chat(body: Json) -> Json:
     return out
 
 
-def _system_text(system: Any) -> str:
-    if isinstance(system, str):
-        return system
-    if isinstance(system, list):
-        return "\n".join(b["text"] for b in system if isinstance(b, dict) and isinstance(b.get("text"), str))
-    return ""
-
-
-def _convert_message(msg: Any, i: int, out: list[Json]) -> None:
-    if not isinstance(msg, dict):
-        raise BadRequest(f"messages[{i}] must be an object", param="messages")
-    role = msg.get("role")
+def _convert_message(msg: Any, path: str, out: list[Json]) -> None:
+    role = expect_dict(msg, path).get("role")
     content = msg.get("content")
     if role == "user":
-        _user_messages(content, out)
+        _user_messages(content, f"{path}.content", out)
     elif role == "assistant":
-        assistant = _assistant_message(content)
+        assistant = _assistant_message(content, f"{path}.content")
         if assistant is not None:
             out.append(assistant)
     elif role == "system":
-        text = _system_text(content)
+        text = chat.joined_text(content, f"{path}.content")
         if text:
             out.append({"role": "system", "content": text})
     else:
-        raise BadRequest(f"messages[{i}].role {role!r} is not supported", param="messages")
+        raise BadRequest(f"{path}.role {describe(role)} is not supported", param=f"{path}.role")
 
 
-def _user_messages(content: Any, out: list[Json]) -> None:
+def _user_messages(content: Any, path: str, out: list[Json]) -> None:
     if isinstance(content, str):
         if content:
             out.append({"role": "user", "content": content})
         return
-    if not isinstance(content, list):
-        raise BadRequest("message content must be a string or an array", param="messages")
     parts: list[Json] = []
-    for block in content:
-        kind = block.get("type") if isinstance(block, dict) else None
+    for j, block in enumerate(expect_list(content, path)):
+        where = f"{path}[{j}]"
+        kind = expect_dict(block, where).get("type")
         if kind == "tool_result":
-            out.append(_tool_message(block, parts))
+            out.append(_tool_message(block, where, parts))
         elif kind == "text":
-            if block.get("text"):
-                parts.append({"type": "text", "text": block["text"]})
+            text = optional_str(block.get("text"), f"{where}.text")
+            if text:
+                parts.append({"type": "text", "text": text})
         elif kind == "image" or kind == "document":
-            parts.append(_media_part(block))
+            parts.append(_media_part(block, where))
         elif kind not in ("thinking", "redacted_thinking"):
-            raise _unsupported(f"content block {kind!r} cannot be sent to a Chat provider")
+            raise _unsupported(f"content block {describe(kind)} cannot be sent to a Chat provider")
     if len(parts) == 1 and parts[0]["type"] == "text":
         out.append({"role": "user", "content": parts[0]["text"]})
     elif parts:
         out.append({"role": "user", "content": parts})
 
 
-def _media_part(block: Json) -> Json:
-    source = block.get("source") or {}
+def _media_part(block: Json, path: str) -> Json:
+    source = optional_dict(block.get("source"), f"{path}.source")
     kind = source.get("type")
     media_type = source.get("media_type")
     if block["type"] == "image":
         if kind == "base64":
-            url: Any = f"data:{media_type};base64,{source.get('data')}"
+            media_type = expect_str(media_type, f"{path}.source.media_type")
+            url = f"data:{media_type};base64,{expect_str(source.get('data'), f'{path}.source.data')}"
         elif kind == "url":
-            url = source.get("url")
+            url = expect_str(source.get("url"), f"{path}.source.url")
         else:
-            raise _unsupported(f"image source {kind!r} cannot be sent to a Chat provider")
+            raise _unsupported(f"image source {describe(kind)} cannot be sent to a Chat provider")
         return {"type": "image_url", "image_url": {"url": url}}
     if kind == "text":
-        return {"type": "text", "text": source.get("data") or ""}
+        return {"type": "text", "text": optional_str(source.get("data"), f"{path}.source.data") or ""}
     if kind == "base64" and media_type == "application/pdf":
-        data_url = f"data:application/pdf;base64,{source.get('data')}"
-        filename = block.get("title") or "document.pdf"
+        data_url = f"data:application/pdf;base64,{expect_str(source.get('data'), f'{path}.source.data')}"
+        filename = optional_str(block.get("title"), f"{path}.title") or "document.pdf"
         return {"type": "file", "file": {"file_data": data_url, "filename": filename}}
-    raise _unsupported(f"document source {kind!r} cannot be sent to a Chat provider")
+    raise _unsupported(f"document source {describe(kind)} cannot be sent to a Chat provider")
 
 
-def _tool_message(block: Json, parts: list[Json]) -> Json:
+def _tool_message(block: Json, path: str, parts: list[Json]) -> Json:
     tool_use_id = block.get("tool_use_id")
     if not isinstance(tool_use_id, str) or not tool_use_id:
         raise BadRequest("tool_result blocks need a tool_use_id", param="messages")
     content = block.get("content")
     if isinstance(content, list):
         texts: list[str] = []
-        for item in content:
-            if isinstance(item, dict) and item.get("type") == "text":
-                texts.append(item.get("text") or "")
-            elif isinstance(item, dict) and item.get("type") in ("image", "document"):
-                parts.append(_media_part(item))
+        for k, item in enumerate(content):
+            where = f"{path}.content[{k}]"
+            kind = expect_dict(item, where).get("type")
+            if kind == "text":
+                texts.append(optional_str(item.get("text"), f"{where}.text") or "")
+            elif kind == "image" or kind == "document":
+                parts.append(_media_part(item, where))
             else:
                 raise _unsupported("tool_result content must be text, image or document blocks")
         text = "\n".join(texts)
     else:
-        text = content if isinstance(content, str) else ""
+        text = optional_str(content, f"{path}.content") or ""
     if block.get("is_error"):
         text = TOOL_ERROR_PREFIX + text
     return {"role": "tool", "tool_call_id": tool_use_id, "content": text}
 
 
-def _assistant_message(content: Any) -> Json | None:
+def _assistant_message(content: Any, path: str) -> Json | None:
     if isinstance(content, str):
         return {"role": "assistant", "content": content} if content else None
-    if not isinstance(content, list):
-        raise BadRequest("message content must be a string or an array", param="messages")
     texts: list[str] = []
     calls: list[Json] = []
-    for block in content:
-        kind = block.get("type") if isinstance(block, dict) else None
+    for j, block in enumerate(expect_list(content, path)):
+        kind = expect_dict(block, f"{path}[{j}]").get("type")
         if kind == "text":
-            texts.append(block.get("text") or "")
+            texts.append(optional_str(block.get("text"), f"{path}[{j}].text") or "")
         elif kind == "tool_use":
-            arguments = orjson.dumps(block.get("input") or {}).decode()
-            function = {"name": block.get("name"), "arguments": arguments}
-            calls.append({"id": block.get("id"), "type": "function", "function": function})
+            calls.append(chat.tool_call(block, f"{path}[{j}]"))
         elif kind not in ("thinking", "redacted_thinking"):
-            raise _unsupported(f"content block {kind!r} cannot be sent to a Chat provider")
+            raise _unsupported(f"content block {describe(kind)} cannot be sent to a Chat provider")
     text = "".join(texts)
     if not text and not calls:
         return None
@@ -212,10 +212,10 @@ def _assistant_message(content: Any) -> Json | None:
 
 
 def _copy_tools(body: Json, out: Json) -> None:
-    tools = body.get("tools")
+    tools = optional_list(body.get("tools"), "tools")
     if not tools:
         return
-    out["tools"] = [_function_tool(t) for t in tools]
+    out["tools"] = [_function_tool(t, f"tools[{i}]") for i, t in enumerate(tools)]
     choice = body.get("tool_choice")
     if not isinstance(choice, dict):
         return
@@ -227,23 +227,24 @@ def _copy_tools(body: Json, out: Json) -> None:
     elif kind == "none":
         out["tool_choice"] = "none"
     elif kind == "tool":
-        out["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
+        name = expect_str(choice.get("name"), "tool_choice.name")
+        out["tool_choice"] = {"type": "function", "function": {"name": name}}
     else:
-        raise BadRequest(f"tool_choice type {kind!r} is not supported", param="tool_choice")
+        raise BadRequest(f"tool_choice type {describe(kind)} is not supported", param="tool_choice")
     if choice.get("disable_parallel_tool_use"):
         out["parallel_tool_calls"] = False
 
 
-def _function_tool(tool: Json) -> Json:
-    kind = tool.get("type")
+def _function_tool(tool: Any, path: str) -> Json:
+    kind = expect_dict(tool, path).get("type")
     if kind not in (None, "custom"):
         raise BadRequest(
-            f"server tool {kind!r} cannot be sent to an OpenAI-compatible provider",
+            f"server tool {describe(kind)} cannot be sent to an OpenAI-compatible provider",
             param="tools",
             code="unsupported_parameter",
         )
     function: Json = {
-        "name": tool.get("name"),
+        "name": expect_str(tool.get("name"), f"{path}.name"),
         "parameters": tool.get("input_schema") or {"type": "object", "properties": {}},
     }
     if tool.get("description"):
@@ -254,7 +255,7 @@ def _function_tool(tool: Json) -> Json:
 
 
 def _response_format(output_config: Any) -> Json | None:
-    output_format = (output_config or {}).get("format") if isinstance(output_config, dict) else None
+    output_format = output_config.get("format") if isinstance(output_config, dict) else None
     if not isinstance(output_format, dict) or output_format.get("type") != "json_schema":
         return None
     json_schema = {"name": "output", "schema": output_format.get("schema") or {}}
@@ -264,66 +265,53 @@ def _response_format(output_config: Any) -> Json | None:
 # --- response: Chat → Messages ---------------------------------------------------------
 
 
-def chat_response_to_messages(resp: Json) -> Json:
-    """Translate a `chat.completion` into an Anthropic `message`.
+@provider_answer
+def translate_response(resp: Json) -> tuple[Json, Usage]:
+    """Translate a `chat.completion` into an Anthropic `message` and its usage.
 
     `reasoning_content` (or `reasoning`) becomes a leading thinking block with an empty
     signature; `refusal` text becomes a text block with stop_reason `refusal`. A turn
     that carries tool calls reports `tool_use` whatever finish_reason said, and
-    `tool_calls` without any call reports `end_turn`.
+    `tool_calls` without any call reports `end_turn`. A field of the wrong JSON type
+    raises MalformedUpstream.
     """
-    choices = resp.get("choices") or [{}]
-    choice = choices[0]
-    message = choice.get("message") or {}
+    choices = optional_list(resp.get("choices"), "choices") or [{}]
+    choice = expect_dict(choices[0], "choices[0]")
+    message = optional_dict(choice.get("message"), "choices[0].message")
     content: list[Json] = []
     reasoning = _reasoning_text(message)
     if reasoning:
         content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
-    text = _message_text(message.get("content"))
+    text = chat.joined_text(message.get("content"), "choices[0].message.content", "")
     if text:
         content.append({"type": "text", "text": text})
     refusal = message.get("refusal")
     if isinstance(refusal, str) and refusal:
         content.append({"type": "text", "text": refusal})
-    calls = list(message.get("tool_calls") or ())
+    calls = list(optional_list(message.get("tool_calls"), "choices[0].message.tool_calls"))
     if isinstance(message.get("function_call"), dict):
         calls.append({"function": message["function_call"]})
     for i, call in enumerate(calls):
-        content.append(_tool_use_block(call, i))
-    finish = "content_filter" if refusal else choice.get("finish_reason")
-    return {
+        path = f"choices[0].message.tool_calls[{i}]"
+        content.append(anthropic.tool_use(expect_dict(call, path), path, default_id=f"toolu_gw_{i}"))
+    finish = "content_filter" if refusal else optional_str(choice.get("finish_reason"), "choices[0].finish_reason")
+    usage = Usage.from_chat(resp.get("usage"))
+    out = {
         "id": _message_id(resp.get("id")),
         "type": "message",
         "role": "assistant",
-        "model": resp.get("model"),
+        "model": expect_str(resp.get("model"), "model"),
         "content": content,
         "stop_reason": _stop_reason(finish, bool(calls)),
         "stop_sequence": None,
-        "usage": Usage.from_chat(resp.get("usage") or {}).to_anthropic(),
+        "usage": usage.to_anthropic(),
     }
+    return out, usage
 
 
 def _reasoning_text(message: Json) -> str:
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     return reasoning if isinstance(reasoning, str) else ""
-
-
-def _message_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text") or "" for p in content if isinstance(p, dict))
-    return ""
-
-
-def _tool_use_block(call: Json, i: int) -> Json:
-    function = call.get("function") or {}
-    return {
-        "type": "tool_use",
-        "id": call.get("id") or f"toolu_gw_{i}",
-        "name": function.get("name"),
-        "input": tool_arguments_to_input(function.get("arguments")),
-    }
 
 
 def _message_id(upstream_id: Any) -> str:
@@ -332,7 +320,7 @@ def _message_id(upstream_id: Any) -> str:
     return upstream_id if upstream_id.startswith("msg_") else "msg_" + upstream_id
 
 
-def _stop_reason(finish_reason: Any, has_tool_calls: bool) -> str:
+def _stop_reason(finish_reason: str | None, has_tool_calls: bool) -> str:
     if has_tool_calls and finish_reason in (None, "stop", "tool_calls", "function_call"):
         return "tool_use"  # some providers say "stop" for tool turns (maximhq/bifrost#6123)
     stop = STOP_REASONS.get(finish_reason or "stop", "end_turn")
@@ -358,11 +346,7 @@ _ERROR_TYPES = {
 }
 
 
-def _anthropic_error(message: str, error_type: str) -> bytes:
-    return orjson.dumps(anthropic_error(message, error_type))
-
-
-def chat_error_to_anthropic(status: int, body: bytes) -> tuple[int, bytes]:
+def translate_error(status: int, body: bytes) -> tuple[int, bytes]:
     """OpenAI-style error response → (status, Anthropic error body), per wire-formats 7.3.
 
     The type follows the status (anthropic_error_type); 503 becomes 529
@@ -372,23 +356,8 @@ def chat_error_to_anthropic(status: int, body: bytes) -> tuple[int, bytes]:
     """
     if status == 503:
         status = 529
-    message = _chat_error_message(body) or f"upstream returned HTTP {status}"
-    return status, _anthropic_error(message, anthropic_error_type(status))
-
-
-def _chat_error_message(body: bytes) -> str:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body[:2000].decode("utf-8", "replace").strip()
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict):
-            error = error.get("message")
-        for candidate in (error, data.get("message"), data.get("detail")):
-            if isinstance(candidate, str) and candidate:
-                return candidate
-    return body[:2000].decode("utf-8", "replace").strip()
+    message = chat.read_error(body)[1] or f"upstream returned HTTP {status}"
+    return status, anthropic.error_body(message, anthropic_error_type(status))
 
 
 def _in_stream_error_type(error: Json) -> str:
@@ -397,7 +366,8 @@ def _in_stream_error_type(error: Json) -> str:
         if isinstance(status, int) and not isinstance(status, bool) and status >= 400:
             return anthropic_error_type(529 if status == 503 else status)
     for key in ("type", "code"):
-        mapped = _ERROR_TYPES.get(error.get(key) or "")
+        value = error.get(key)
+        mapped = _ERROR_TYPES.get(value) if isinstance(value, str) else None
         if mapped:
             return mapped
     return "api_error"
@@ -427,15 +397,15 @@ class _ToolCall:
         self.pending: list[str] = []  # argument fragments seen before the name
 
 
-class ChatToMessagesStream:
+class MessagesOnChatStream(StreamTranslator):
     """State machine: Chat Completions chunks in, Anthropic Messages frames out.
 
     `message_start` goes out with the first chunk that has choices; text, reasoning and
     each tool call become their own content blocks. A finish_reason is remembered until
     `[DONE]`, since the usage chunk follows it; `[DONE]` closes the open block and sends
     `message_delta` (stop reason and usage) and `message_stop`. A `data: {"error":…}`
-    chunk, `fail()`, or `finish()` before `[DONE]` produce one `event: error` frame and
-    nothing after it.
+    chunk, a chunk of the wrong shape, `fail()`, or `finish()` before `[DONE]` produce one
+    `event: error` frame and nothing after it.
     """
 
     __slots__ = (
@@ -448,17 +418,11 @@ class ChatToMessagesStream:
         "_refused",
         "_started",
         "_tools",
-        "done",
-        "failed",
-        "raw",
-        "usage",
     )
+    cut_message = "upstream stream ended before [DONE]"
 
     def __init__(self, model: str) -> None:
-        self.usage = Usage()
-        self.failed = False
-        self.done = False
-        self.raw = False  # frames are translated, never the upstream's own bytes
+        super().__init__()
         self._model = model
         self._started = False
         self._finish_reason: str | None = None
@@ -468,6 +432,10 @@ class ChatToMessagesStream:
         self._open_tool: int | None = None  # Chat tool index of the open tool block
         self._block_prefix = b""  # '{"type":"content_block_delta","index":N'
         self._tools: dict[int, _ToolCall] = {}
+
+    @classmethod
+    def for_request(cls, model: str, body: Json, injected_usage: bool) -> MessagesOnChatStream:
+        return cls(model)
 
     # --- public API -----------------------------------------------------------------
     def relay_block(self, block: bytes) -> bytes:
@@ -480,6 +448,9 @@ class ChatToMessagesStream:
     def feed(self, event: SSEEvent) -> list[bytes]:
         """Translate one upstream chunk (or `[DONE]`); returns zero or more frames."""
         return self._translate(event.data)
+
+    def error_frame(self, message: str, status: int) -> bytes:
+        return anthropic.error_frame(message, status)
 
     def _translate(self, data: bytes) -> list[bytes]:
         if self.failed or self.done:
@@ -502,29 +473,26 @@ class ChatToMessagesStream:
         choices = chunk.get("choices")
         if not choices:  # usage-only chunk, or Azure's prompt_filter_results preamble
             return out
+        # Per-chunk type checks compare classes exactly: parsed JSON has no subclasses, and
+        # `x.__class__ is T` costs next to nothing where isinstance() shows in profiles.
+        if choices.__class__ is not list:
+            return self.fail(malformed_message("chunk: choices must be an array"))
         if not self._started:
             self._message_start(chunk.get("id"), out)
-        for choice in choices:
-            if isinstance(choice, dict) and choice.get("index", 0) == 0:
-                self._choice(choice, out)
+        try:
+            for choice in choices:
+                if isinstance(choice, dict) and choice.get("index", 0) == 0:
+                    self._choice(choice, out)
+        except WrongShape as exc:
+            return self.fail(malformed_message(f"chunk: {exc}"))
         return out
 
-    def finish(self) -> list[bytes]:
-        """Call at upstream EOF: one error frame if `[DONE]` never came, else []."""
-        if self.failed or self.done:
-            return []
-        return self.fail("upstream stream ended before [DONE]")
-
-    def fail(self, message: str, status: int = 502) -> list[bytes]:
-        """End the stream with one Anthropic `event: error` frame."""
-        if self.failed or self.done:
-            return []
-        self.failed = True
-        return [encode_event(_anthropic_error(message, anthropic_error_type(status)), "error")]
-
     # --- chunk handling ---------------------------------------------------------------
+
     def _choice(self, choice: Json, out: list[bytes]) -> None:
-        delta = choice.get("delta") or {}
+        delta = choice.get("delta")
+        if delta.__class__ is not dict:
+            delta = optional_dict(delta, "choices[0].delta")
         if "reasoning_content" in delta or "reasoning" in delta:
             reasoning = _reasoning_text(delta)
             if reasoning:
@@ -542,27 +510,33 @@ class ChatToMessagesStream:
                 self._open("text", out)
                 out.append(self._delta_frame(_TEXT_DELTA, text))
         if "tool_calls" in delta:
-            for position, call in enumerate(delta["tool_calls"] or ()):
+            calls = optional_list(delta["tool_calls"], "choices[0].delta.tool_calls")
+            for position, call in enumerate(calls):
                 if isinstance(call, dict) and not self.failed:
                     self._tool_fragment(call, position, out)
         finish_reason = choice.get("finish_reason")
         if finish_reason:
-            self._finish_reason = finish_reason
+            self._finish_reason = expect_str(finish_reason, "choices[0].finish_reason")
 
     def _tool_fragment(self, call: Json, position: int, out: list[bytes]) -> None:
+        path = f"choices[0].delta.tool_calls[{position}]"
         index = call.get("index")
         if not isinstance(index, int):
             index = position
-        function = call.get("function") or {}
+        function = optional_dict(call.get("function"), f"{path}.function")
         arguments = function.get("arguments")
         if isinstance(arguments, dict):  # a few servers send an object, not a string
-            arguments = orjson.dumps(arguments).decode()
+            arguments = dumps(arguments, f"{path}.function.arguments").decode()
+        else:
+            arguments = optional_str(arguments, f"{path}.function.arguments")
+        call_id = optional_str(call.get("id"), f"{path}.id")
+        name = optional_str(function.get("name"), f"{path}.function.name")
         tool = self._tools.get(index)
         if tool is None:
-            tool = self._tools[index] = _ToolCall(call.get("id"), function.get("name"))
+            tool = self._tools[index] = _ToolCall(call_id, name)
         else:
-            tool.id = tool.id or call.get("id")
-            tool.name = tool.name or function.get("name")
+            tool.id = tool.id or call_id
+            tool.name = tool.name or name
         if tool.block is None:
             if arguments:
                 tool.pending.append(arguments)
@@ -650,11 +624,13 @@ class ChatToMessagesStream:
         return out
 
     def _upstream_error(self, error: Any) -> list[bytes]:
+        # The stream ends here whatever the chunk holds: fields of the wrong type get defaults.
         self.failed = True
-        if not isinstance(error, dict):
-            error = {"message": str(error)}
+        if isinstance(error, str):
+            error = {"message": error}
+        elif not isinstance(error, dict):
+            error = {}
         message = error.get("message")
         if not isinstance(message, str) or not message:
             message = "upstream error"
-        frame = _anthropic_error(message, _in_stream_error_type(error))
-        return [encode_event(frame, "error")]
+        return [encode_event(anthropic.error_body(message, _in_stream_error_type(error)), "error")]

@@ -1,0 +1,105 @@
+"""Chat Completions (OpenAI) format helpers, shared by every pair with Chat on one side.
+
+Every reader checks the types it relies on and raises WrongShape naming the field; the
+calling verb decides whether that is the client's fault (400) or the provider's (502).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..errors import openai_error, openai_error_type
+from ..sse import encode_event
+from .json_values import Json, WrongShape, dumps, expect_str, loads_or_none, optional_dict
+
+__all__ = [
+    "error_body",
+    "error_frame",
+    "input_to_arguments",
+    "joined_text",
+    "read_error",
+    "tool_arguments_to_input",
+    "tool_call",
+]
+
+
+def joined_text(content: Any, path: str, sep: str = "\n") -> str:
+    """The text of a message content: a string, or the `text` of each part of a list
+    joined with `sep` (parts without text add nothing); "" when absent. Anthropic text
+    blocks have the same `{"type": "text", "text": …}` shape, so Messages content and
+    `system` are read with this too."""
+    if isinstance(content, str):
+        return content
+    if content is None:
+        return ""
+    if not isinstance(content, list):
+        raise WrongShape(path, "a string or an array")
+    texts: list[str] = []
+    for i, part in enumerate(content):
+        if not isinstance(part, dict):
+            raise WrongShape(f"{path}[{i}]", "an object")
+        text = part.get("text")
+        if text is not None:
+            texts.append(expect_str(text, f"{path}[{i}].text"))
+    return sep.join(texts)
+
+
+def tool_arguments_to_input(arguments: Any) -> Json:
+    """Chat `arguments` (a JSON string) → Anthropic `input` object; unparsable → {}."""
+    if isinstance(arguments, dict):
+        return arguments
+    if not isinstance(arguments, (str, bytes)) or not arguments:
+        return {}
+    parsed = loads_or_none(arguments)
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def input_to_arguments(tool_input: Any, path: str) -> str:
+    """Anthropic tool `input` (an object; absent means {}) → Chat `arguments` JSON string."""
+    return dumps(optional_dict(tool_input, path), path).decode()
+
+
+def tool_call(block: Json, path: str) -> Json:
+    """An Anthropic `tool_use` block → a Chat `tool_calls` entry (id and name kept)."""
+    return {
+        "id": expect_str(block.get("id"), f"{path}.id"),
+        "type": "function",
+        "function": {
+            "name": expect_str(block.get("name"), f"{path}.name"),
+            "arguments": input_to_arguments(block.get("input"), f"{path}.input"),
+        },
+    }
+
+
+def read_error(body: bytes) -> tuple[bool, str]:
+    """Whether `body` is an OpenAI error object (`{"error": {…}}`), and its message:
+    `error.message`, a string `error`, `message` or `detail` (vLLM/FastAPI), else the
+    body's own text."""
+    data = loads_or_none(body)
+    if not isinstance(data, dict):
+        return False, _body_text(body)
+    error = data.get("error")
+    shaped = isinstance(error, dict)
+    if isinstance(error, dict):
+        error = error.get("message")
+    for candidate in (error, data.get("message"), data.get("detail")):
+        if isinstance(candidate, str) and candidate:
+            return shaped, candidate
+    return shaped, _body_text(body)
+
+
+def _body_text(body: bytes) -> str:
+    return body[:2000].decode("utf-8", "replace").strip()
+
+
+def error_body(message: str, error_type: str, code: str | None = None) -> bytes:
+    """An OpenAI error body."""
+    return orjson.dumps(openai_error(message, error_type, code))
+
+
+def error_frame(message: str, status: int = 502, code: str | None = "upstream_error",
+                error_type: str | None = None) -> bytes:
+    """A Chat Completions in-stream error event (the SDK raises APIError on it)."""
+    return encode_event(error_body(message, error_type or openai_error_type(status), code))
