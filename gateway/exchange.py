@@ -38,7 +38,8 @@ class Exchange:
     body: dict[str, Any] | None = None
     body_changed: bool = False
     client_body: dict[str, Any] | None = None  # the body as the client sent it (before translation)
-    model: str = ""
+    model: str = ""  # as the client asked
+    upstream_model: str = ""  # as the serving provider knows it
     model_route: ModelRoute | None = None
     provider: Provider | None = None
     codec: Codec | None = None

@@ -22,7 +22,6 @@ from .formats.stream_pipe import StreamPipe
 from .passthrough import request_id_headers
 from .providers.base import Provider, UpstreamBody, UpstreamResponse
 from .sse import SSEError
-from .upstream import open_upstream
 
 __all__ = ["is_event_stream", "relay_exchange"]
 
@@ -46,19 +45,15 @@ async def relay_exchange(request: web.Request, ex: Exchange) -> web.StreamRespon
     assert codec is not None and provider is not None and body is not None
     if codec.local is not None:
         return web.Response(body=codec.local(body), content_type="application/json")
-    resp: UpstreamResponse
-    if provider.in_process:
-        resp = await provider.respond(codec.upstream_route, body)
-    else:
-        resp = await open_upstream(
-            request.app[SESSION],
-            provider,
-            request.app[STATE].client_timeouts[provider.name],
-            "POST",
-            provider.urls[codec.upstream_route],
-            provider.request_headers(request.headers),
-            orjson.dumps(body) if ex.body_changed else ex.raw_body,
-        )
+    resp: UpstreamResponse = await provider.send(
+        request.app[SESSION],
+        request.app[STATE].client_timeouts[provider.name],
+        codec.upstream_route,
+        provider.request_url(codec.upstream_route, ex.upstream_model, ex.stream),
+        provider.request_headers(request.headers),
+        orjson.dumps(body) if ex.body_changed else ex.raw_body,
+        body,
+    )
     try:
         ex.upstream_status = resp.status
         if resp.status >= 300:

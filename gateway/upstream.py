@@ -12,7 +12,10 @@ from yarl import URL
 
 from .config import ServerConfig
 from .errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from .providers import Provider
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .providers import Provider
 
 __all__ = ["WS_CLOSE_TIMEOUT", "WS_HEARTBEAT", "make_session", "open_upstream", "open_upstream_websocket"]
 

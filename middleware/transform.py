@@ -40,6 +40,7 @@ def transform(state: GatewayState) -> Middleware:
         ex.stream = stream
         codec = select_codec(ex.spec.route, provider.family)
         ex.codec = codec
+        ex.upstream_model = route.upstream_name(ex.model)
 
         if route.rewrites_body:
             body = dict(body)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
-from aiohttp import WSMsgType
+from aiohttp import ClientSession, ClientTimeout, WSMsgType
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -90,9 +90,24 @@ class Provider:
         """Headers for a JSON request on a native route (client headers are not forwarded)."""
         return self.json_headers
 
-    async def respond(self, route: str, body: dict[str, Any]) -> UpstreamResponse:
-        """The answer to one request on `route` (in-process providers only)."""
-        raise NotImplementedError
+    def request_url(self, route: str, model: str, stream: bool) -> URL:
+        """Where a JSON request on `route` for upstream `model` goes (providers that carry the
+        model or the stream choice in the URL override this)."""
+        return self.urls[route]
+
+    async def sign(self, method: str, url: URL, headers: CIMultiDict[str], body: bytes) -> CIMultiDict[str]:
+        """The headers to send with `body` to `url`, signed over its final bytes (static keys
+        are in the headers already; SigV4 or OAuth providers add theirs here)."""
+        return headers
+
+    async def send(self, session: ClientSession, timeout: ClientTimeout, route: str, url: URL,
+                   headers: CIMultiDict[str], body: bytes, parsed: dict[str, Any] | None) -> UpstreamResponse:
+        """Send one JSON request and return the answer once its head is in. `parsed` is `body`
+        as JSON when the gateway has it (in-process providers answer from it)."""
+        from ..upstream import open_upstream
+
+        headers = await self.sign("POST", url, headers, body)
+        return await open_upstream(session, self, timeout, "POST", url, headers, body)
 
     def passthrough_url(self, raw_path: str, raw_query: str) -> URL:
         """Map a client path onto the base URL, with the query exactly as the client sent it

@@ -19,7 +19,9 @@ import time
 from typing import Any, ClassVar
 
 import orjson
+from aiohttp import ClientSession, ClientTimeout
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from ..errors import NotFound, openai_error
 from ..sse import DONE_FRAME, encode_event
@@ -109,6 +111,13 @@ class MockProvider(Provider):
     in_process = True
     default_base_url = "http://mock.invalid/v1"
     endpoints: ClassVar[dict[str, str]] = {"completions": "", "responses": "", "embeddings": ""}
+
+    async def send(self, session: ClientSession, timeout: ClientTimeout, route: str, url: URL,
+                   headers: CIMultiDict[str], body: bytes, parsed: dict[str, Any] | None) -> MockResponse:
+        """Answered in process, in the provider's own wire format (errors included)."""
+        if parsed is None:
+            parsed = orjson.loads(body)
+        return await self.respond(route, parsed)
 
     async def respond(self, route: str, body: dict[str, Any]) -> MockResponse:
         """Answer one request in the provider's own wire format."""
