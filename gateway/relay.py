@@ -60,7 +60,7 @@ async def relay_exchange(request: web.Request, ex: Exchange) -> web.StreamRespon
             return await _error(resp, ex, codec, provider)
         if ex.stream and is_event_stream(resp.headers):
             return await _stream(request, ex, codec, resp, provider)
-        out, ex.usage = codec.response(await _read_body(resp, provider))
+        out, ex.usage = codec.response(await _read_body(resp, provider), ex.client_body or body)
         return web.Response(body=out, status=resp.status, content_type="application/json",
                             headers=request_id_headers(resp.headers))
     finally:

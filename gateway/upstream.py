@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from multidict import CIMultiDict
@@ -12,7 +12,6 @@ from yarl import URL
 
 from .config import ServerConfig
 from .errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .providers import Provider

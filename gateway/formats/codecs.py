@@ -22,7 +22,7 @@ from .json_values import Json, provider_object
 from .stream import StreamTranslator
 from .token_estimate import count_tokens_response
 
-__all__ = ["Codec", "select_codec", "sanitize_error_body"]
+__all__ = ["ChainedStream", "Codec", "select_codec", "sanitize_error_body", "through_chat"]
 
 
 @attrs.frozen
@@ -32,8 +32,8 @@ class Codec:
     upstream_route: str
     # Client body -> provider body (given server.default_max_tokens); None: sent as it came.
     request: Callable[[Json, int], Json] | None
-    # Provider answer -> (client body, usage); MalformedUpstream when of the wrong shape.
-    response: Callable[[bytes], tuple[bytes, Usage]]
+    # (provider answer, client body) -> (client answer, usage); MalformedUpstream when of the wrong shape.
+    response: Callable[[bytes, Json], tuple[bytes, Usage]]
     # (model, client body, injected_usage) -> the stream translator of one exchange.
     stream: Callable[[str, Json, bool], StreamTranslator]
     # Provider error (status, body) -> (status, body) in the client's format.
@@ -44,14 +44,78 @@ class Codec:
     local: Callable[[Json], bytes] | None = None
 
 
-def _translated(translate: Callable[[Json], tuple[Json, Usage]]) -> Callable[[bytes], tuple[bytes, Usage]]:
-    """A pair module's `translate_response` on the provider's bytes."""
+def _translated(translate: Callable[..., tuple[Json, Usage]], *, with_request: bool = False,
+                ) -> Callable[[bytes, Json], tuple[bytes, Usage]]:
+    """A pair module's `translate_response` on the provider's bytes (given the client's body too
+    when the answer echoes the request, as Responses and embeddings do)."""
 
-    def response(body: bytes) -> tuple[bytes, Usage]:
-        out, usage = translate(provider_object(body))
+    def response(body: bytes, request: Json) -> tuple[bytes, Usage]:
+        answer = provider_object(body)
+        out, usage = translate(answer, request) if with_request else translate(answer)
         return orjson.dumps(out), usage
 
     return response
+
+
+class ChainedStream(StreamTranslator):
+    """Two translators in a row through the Chat hub: the provider's stream turned into Chat
+    events by `first`, which `second` turns into the client's."""
+
+    __slots__ = ("first", "second")
+
+    def __init__(self, first: StreamTranslator, second: StreamTranslator) -> None:
+        super().__init__()
+        self.first = first
+        self.second = second
+
+    def relay_block(self, block: bytes) -> bytes:
+        middle = self.first.relay_block(block)
+        out = self.second.relay_block(middle) if middle else b""
+        self._sync()
+        return out
+
+    def finish(self) -> list[bytes]:
+        middle = b"".join(self.first.finish())
+        out = [self.second.relay_block(middle)] if middle else []
+        out.extend(self.second.finish())
+        self._sync()
+        return [frame for frame in out if frame]
+
+    def fail(self, message: str, status: int = 502) -> list[bytes]:
+        self.first.fail(message, status)
+        frames = self.second.fail(message, status)
+        self._sync()
+        return frames
+
+    def _sync(self) -> None:
+        self.done, self.failed = self.second.done, self.second.failed
+        self.usage = self.first.usage
+
+
+def through_chat(client: Codec, provider: Codec) -> Codec:
+    """A client format served by any provider through Chat Completions: `client` serves the
+    client from a Chat provider, `provider` serves a Chat client from the provider."""
+    to_chat, from_chat = client.request, provider.request
+    assert to_chat is not None
+
+    def request(body: Json, default_max_tokens: int) -> Json:
+        chat = to_chat(body, default_max_tokens)
+        return from_chat(chat, default_max_tokens) if from_chat is not None else chat
+
+    def response(body: bytes, client_body: Json) -> tuple[bytes, Usage]:
+        chat, usage = provider.response(body, client_body)
+        out, _ = client.response(chat, client_body)
+        return out, usage
+
+    def stream(model: str, body: Json, injected_usage: bool) -> StreamTranslator:
+        # The hub always carries usage, so the client's translator can report it.
+        hub_body = {**body, "stream_options": {"include_usage": True}}
+        return ChainedStream(provider.stream(model, hub_body, False), client.stream(model, body, injected_usage))
+
+    def error(status: int, body: bytes) -> tuple[int, bytes]:
+        return client.error(*provider.error(status, body))
+
+    return Codec(provider.upstream_route, request, response, stream, error)
 
 
 _CODECS: dict[tuple[str, str], Codec] = {

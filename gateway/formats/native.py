@@ -37,8 +37,8 @@ __all__ = [
 ]
 
 
-def _response_reader(read_usage: Callable[[Any], Usage]) -> Callable[[bytes], tuple[bytes, Usage]]:
-    def read_response(body: bytes) -> tuple[bytes, Usage]:
+def _response_reader(read_usage: Callable[[Any], Usage]) -> Callable[[bytes, Any], tuple[bytes, Usage]]:
+    def read_response(body: bytes, request: Any = None) -> tuple[bytes, Usage]:
         """The body unchanged and its usage; MalformedUpstream when it is no JSON object."""
         try:
             obj = orjson.loads(body)
