@@ -14,8 +14,10 @@ from .errors import ANTHROPIC, OPENAI
 if TYPE_CHECKING:
     from .formats.codecs import Codec
     from .gateway_state import GatewayState, ModelMatcher
-    from .model_router import ModelRoute
+    from .model_router import ModelRoute, RouteAttempt
+    from .formats.stream import StreamTranslator
     from .providers import Provider
+    from .responses_state import ResponsesTurn
     from .routes import RouteSpec
     from .usage import Usage
 
@@ -40,7 +42,10 @@ class Exchange:
     client_body: dict[str, Any] | None = None  # the body as the client sent it (before translation)
     model: str = ""  # as the client asked
     upstream_model: str = ""  # as the serving provider knows it
-    model_route: ModelRoute | None = None
+    model_route: ModelRoute | None = None  # the current attempt's
+    plan: list[RouteAttempt] | None = None  # where the request may go, in order
+    attempt: RouteAttempt | None = None  # where it goes now
+    attempts: int = 0  # upstream attempts made
     provider: Provider | None = None
     codec: Codec | None = None
     stream: bool = False
@@ -51,6 +56,8 @@ class Exchange:
     identity: str = ""
     model_allowed: ModelMatcher | None = None  # None: the key may use every model
     error: str = ""
+    stream_translator: StreamTranslator | None = None  # the relayed stream's, once it began
+    responses_turn: ResponsesTurn | None = None  # Responses state the gateway keeps (responses_state.py)
     # Set once the handler has sent its response head: a failure after that cannot become an
     # error response any more (the handler ends its own answer).
     response: web.StreamResponse | None = None

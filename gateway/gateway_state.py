@@ -12,7 +12,10 @@ import attrs
 
 from .accounting import Accounting
 from .config import Config
-from .model_router import ModelRouter
+from .health import HealthBoard
+from .model_router import ModelRoute, ModelRouter, build_planner
+from .plan import Planner
+from .retry import RetryPolicy
 from .providers import Provider, build_provider
 from .routes import RouteTable
 
@@ -39,6 +42,9 @@ class GatewayState:
     providers: dict[str, Provider]
     client_timeouts: dict[str, aiohttp.ClientTimeout]
     api_keys: dict[str, tuple[str, ModelMatcher | None]]  # sha256 hex -> (key name, model matcher)
+    planner: Planner[ModelRoute]
+    health: HealthBoard  # target health, fed by every attempt
+    retry: RetryPolicy | None  # None: no [retry]: each target of a plan is tried once
     accounting: Accounting = attrs.Factory(Accounting)  # this process's usage totals
     draining: bool = False
 
@@ -58,10 +64,17 @@ def build_state(config: Config) -> GatewayState:
             keys[hashlib.sha256(k.key.value.encode()).hexdigest()] = (k.name, model_matcher(k.models))
         elif k.key_sha256 is not None:
             keys[k.key_sha256] = (k.name, model_matcher(k.models))
+    router = ModelRouter(config.models)
+    health = HealthBoard(config.health.eject_after, config.health.cooldown)
+    retry = None if config.retry is None else RetryPolicy(
+        config.retry.attempts, config.retry.backoff, config.retry.max_retry_after)
     return GatewayState(
         config=config,
         routes=RouteTable(config.routes),
-        models=ModelRouter(config.models),
+        models=router,
+        planner=build_planner(config.models, router, health),
+        health=health,
+        retry=retry,
         providers=providers,
         client_timeouts=timeouts,
         api_keys=keys,

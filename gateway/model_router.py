@@ -7,8 +7,10 @@ from typing import Any
 import attrs
 
 from .config import ModelConfig
+from .health import HealthBoard
+from .plan import Attempt, Planner, VirtualModel
 
-__all__ = ["ModelRoute", "ModelRouter"]
+__all__ = ["ModelRoute", "ModelRouter", "RouteAttempt", "build_planner"]
 
 
 @attrs.frozen
@@ -63,3 +65,18 @@ class ModelRouter:
     def fallback(self) -> ModelRoute | None:
         """The `*` route, used for passthrough requests that name no model."""
         return self._wildcard
+
+
+RouteAttempt = Attempt[ModelRoute]
+
+
+def build_planner(models: list[ModelConfig], router: ModelRouter, health: HealthBoard) -> Planner[ModelRoute]:
+    """Plans for every model name: virtual models from their targets, the rest through `router`."""
+    virtual = {m.name: VirtualModel.build(m.name, [(t.model, t.priority, t.weight) for t in m.targets])
+               for m in models if m.targets}
+
+    def resolve(name: str) -> tuple[ModelRoute, str, str] | None:
+        route = router.resolve(name)
+        return None if route is None else (route, route.provider, route.upstream_name(name))
+
+    return Planner(virtual, resolve, health)

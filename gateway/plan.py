@@ -113,7 +113,7 @@ def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
 class Planner(Generic[R]):
     """Turns a client's model name into its plan, given how plain names resolve."""
 
-    __slots__ = ("_health", "_resolve", "_virtual")
+    __slots__ = ("_health", "_plain", "_resolve", "_virtual")
 
     def __init__(self, virtual: dict[str, VirtualModel],
                  resolve: Callable[[str], tuple[R, str, str] | None], health: HealthBoard) -> None:
@@ -121,16 +121,25 @@ class Planner(Generic[R]):
         self._virtual = virtual
         self._resolve = resolve
         self._health = health
+        self._plain: dict[str, list[Attempt[R]]] = {}  # plans of one, by name (never mutated)
 
     def is_virtual(self, name: str) -> bool:
         return name in self._virtual
 
     def plan(self, name: str) -> list[Attempt[R]]:
         """The ordered attempts for `name`; empty when it names no model."""
+        plain = self._plain.get(name)
+        if plain is not None:
+            return plain
         virtual = self._virtual.get(name)
         if virtual is None:
             found = self._resolve(name)
-            return [] if found is None else [Attempt(*found)]
+            if found is None:
+                return []
+            plain = [Attempt(*found)]
+            if len(self._plain) < 4096:
+                self._plain[name] = plain
+            return plain
         attempts: list[Attempt[R]] = []
         seen: set[str] = set()
         self._expand(virtual, attempts, seen)

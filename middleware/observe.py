@@ -62,6 +62,8 @@ def _record(request: web.Request, ex: Exchange, status: int) -> dict[str, object
         "status": status,
         "model": ex.model[:200],
         "provider": ex.provider.name if ex.provider is not None else None,
+        "served_model": ex.upstream_model[:200] or None,
+        "attempts": ex.attempts if ex.attempts > 1 else None,
         "stream": ex.stream,
         "key": ex.identity or None,
         "upstream_status": ex.upstream_status or None,

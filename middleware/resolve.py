@@ -11,6 +11,7 @@ from aiohttp.typedefs import Handler, Middleware
 from gateway.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound, PayloadTooLarge
 from gateway.exchange import EXCHANGE, Exchange
 from gateway.gateway_state import GatewayState
+from gateway.plan import Attempt
 from gateway.request_body import SIZE_MESSAGE, check_charset, decode_body, is_json_request, parse_json_object
 from gateway.routes import ModelSource
 
@@ -44,6 +45,7 @@ async def _read_json_body(request: web.Request, ex: Exchange, limit: int) -> dic
 def resolve_model(state: GatewayState) -> Middleware:
     """Find the model a request names and the route that serves it."""
     models = state.models
+    planner = state.planner
     limit = state.config.server.max_request_bytes
 
     @web.middleware
@@ -72,18 +74,18 @@ def resolve_model(state: GatewayState) -> Middleware:
                     fallback = models.fallback
                     if fallback is None:
                         raise NotFound(f"no route for {request.method} {request.path[:200]}", code="unknown_route")
-                    ex.model_route = fallback
+                    ex.plan = [Attempt(fallback, fallback.provider, "")]
                     return await handler(request)
         if not isinstance(model, str) or not model:
             raise BadRequest('"model" must be a non-empty string', param="model")
         ex.model = model
-        route = models.resolve(model)
-        if route is None:
+        plan = planner.plan(model)
+        if not plan:
             raise NotFound(f"model \"{model[:200]}\" is not served by this gateway", code="model_not_found",
                            param="model")
         if ex.model_allowed is not None and not ex.model_allowed(model):
             raise Forbidden(f"this API key may not use model \"{model[:200]}\"", code="model_not_allowed")
-        ex.model_route = route
+        ex.plan = plan
         return await handler(request)
 
     return resolve
