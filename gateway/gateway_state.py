@@ -15,8 +15,8 @@ from .config import Config
 from .health import HealthBoard
 from .model_router import ModelRoute, ModelRouter, build_planner
 from .plan import Planner
-from .retry import RetryPolicy
 from .providers import Provider, build_provider
+from .retry import RetryPolicy
 from .routes import RouteTable
 
 __all__ = ["GatewayState", "ModelMatcher", "build_state", "model_matcher"]

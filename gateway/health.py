@@ -94,6 +94,10 @@ class HealthBoard:
             return PROBING
         return EJECTED if now < rec.ejected_until else PROBING
 
+    def states(self) -> dict[str, str]:
+        """Every target heard from, with its state."""
+        return {key: self.state(key) for key in self._targets}
+
     def failures(self, key: str) -> int:
         rec = self._targets.get(key)
         return rec.failures if rec is not None else 0

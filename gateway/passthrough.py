@@ -18,9 +18,11 @@ import aiohttp
 from aiohttp import StreamReader, web
 from multidict import CIMultiDict
 
-from .errors import BadRequest, GatewayError, NotFound, PayloadTooLarge
+from .attempt import shape_attempt
+from .errors import BadRequest, GatewayError, NotFound, PayloadTooLarge, UpstreamTimeout, UpstreamUnreachable
 from .exchange import SESSION, STATE, Exchange
 from .providers.base import CLIENT_CREDENTIAL_HEADERS, HOP_BY_HOP, Provider
+from .retry import RETRYABLE_STATUSES
 from .upstream import open_upstream
 
 __all__ = [
@@ -143,7 +145,48 @@ def request_id_headers(upstream: Mapping[str, str]) -> dict[str, str]:
 
 
 async def relay_passthrough(request: web.Request, ex: Exchange) -> web.StreamResponse:
-    """Relay method, path, query and body unchanged, streaming both ways."""
+    """Relay method, path, query and body unchanged, streaming both ways. GET and HEAD, which
+    carry no body to replay, are retried and fail over like JSON routes (before the first byte)."""
+    state = request.app[STATE]
+    plan = ex.plan
+    retrying = (request.method in _REPLAYABLE and plan is not None and not request.body_exists
+                and (len(plan) > 1 or state.retry is not None))
+    if not retrying:
+        return await _relay_once(request, ex)
+    assert plan is not None
+    budget = len(plan) if state.retry is None else state.retry.attempts
+    index = 0
+    while True:
+        ex.attempts += 1
+        attempt = ex.attempt
+        assert attempt is not None
+        final = ex.attempts >= budget
+        try:
+            response = await _relay_once(request, ex, retryable=not final)
+        except _RetryablePassthrough:
+            state.health.failed(attempt.key)
+            index = (index + 1) % len(plan)
+            if index == 0 and state.retry is not None:
+                await asyncio.sleep(state.retry.backoff_delay(ex.attempts - 1))
+            shape_attempt(ex, plan[index], state.providers, state.config.server.default_max_tokens)
+            continue
+        except (UpstreamTimeout, UpstreamUnreachable):
+            state.health.failed(attempt.key)
+            raise
+        if ex.upstream_status < 300:
+            state.health.succeeded(attempt.key)
+        return response
+
+
+_REPLAYABLE = frozenset({"GET", "HEAD"})
+
+
+class _RetryablePassthrough(Exception):
+    """A GET/HEAD attempt failed before anything reached the client."""
+
+
+async def _relay_once(request: web.Request, ex: Exchange, retryable: bool = False) -> web.StreamResponse:
+    """One passthrough exchange with the current target's provider."""
     provider = ex.provider
     assert provider is not None
     if provider.in_process:
@@ -160,20 +203,27 @@ async def relay_passthrough(request: web.Request, ex: Exchange) -> web.StreamRes
         data = streamed.chunks()
     headers = passthrough_headers(request.headers, provider,
                                   request.content_length if streamed is not None else None, decoded=ex.body_read)
+    # Signed over the body when the gateway holds it (a streamed one is not known yet).
+    headers = await provider.sign(request.method, url, headers, data if isinstance(data, bytes) else b"")
     try:
         resp = await open_upstream(
             request.app[SESSION], provider, request.app[STATE].client_timeouts[provider.name],
             request.method, url, headers, data,
             on_deadline=streamed.push_back if streamed is not None else None,
         )
-    except GatewayError:
+    except GatewayError as err:
         if streamed is not None and streamed.exceeded:
             raise PayloadTooLarge(
                 f"request body is larger than server.max_passthrough_bytes ({streamed.limit})") from None
+        if retryable and isinstance(err, UpstreamTimeout | UpstreamUnreachable):
+            raise _RetryablePassthrough from None
         raise
     try:
         ex.upstream_status = resp.status
+        if retryable and resp.status in RETRYABLE_STATUSES:
+            raise _RetryablePassthrough
         response = web.StreamResponse(status=resp.status, headers=response_headers(resp.headers))
+        response.headers["x-gateway-provider"] = provider.name
         await response.prepare(request)
         ex.response = response
         await _relay_body(request, ex, resp, response)

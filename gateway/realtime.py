@@ -29,7 +29,8 @@ import attrs
 from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 
 from .accounting import ACCOUNTING, Accounting
-from .errors import NotFound, UpgradeRequired
+from .attempt import shape_attempt
+from .errors import NotFound, UpgradeRequired, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from .exchange import SESSION, STATE, Exchange
 from .formats.native import loads_or_none
 from .providers.base import RealtimeSocket
@@ -299,17 +300,9 @@ async def relay_realtime(request: web.Request, ex: Exchange) -> web.StreamRespon
     )
     if not client.can_prepare(request).ok:
         raise UpgradeRequired("the realtime route needs a WebSocket upgrade", headers={"Upgrade": "websocket"})
-    assert ex.model_route is not None
-    upstream_model = ex.model_route.upstream_name(ex.model)
-    upstream = provider.realtime_socket(upstream_model)
-    if upstream is None:
-        url = provider.realtime_url(upstream_model, request.query)
-        if url is None:
-            raise NotFound(f'model "{ex.model[:200]}" is not available over realtime', code="unsupported_route")
-        upstream = await open_upstream_websocket(
-            app[SESSION], provider, url, provider.realtime_headers(request.headers),
-            upstream_subprotocols(offered_subprotocols(request.headers)), max_message,
-        )
+    upstream = await _open_upstream_session(request, ex, max_message)
+    provider = ex.provider
+    assert provider is not None
     try:
         await client.prepare(request)
     except BaseException:
@@ -324,6 +317,41 @@ async def relay_realtime(request: web.Request, ex: Exchange) -> web.StreamRespon
     finally:
         sessions.discard(session)
     return client
+
+
+async def _open_upstream_session(request: web.Request, ex: Exchange, max_message: int) -> RealtimeSocket:
+    """The upstream session for the first target of the plan that accepts the handshake: a
+    realtime session fails over before the client's upgrade is answered, never after."""
+    app = request.app
+    state = app[STATE]
+    plan = ex.plan
+    assert plan is not None
+    index = 0
+    while True:
+        provider, attempt = ex.provider, ex.attempt
+        assert provider is not None and attempt is not None
+        ex.attempts += 1
+        upstream = provider.realtime_socket(ex.upstream_model)
+        if upstream is not None:
+            return upstream
+        url = provider.realtime_url(ex.upstream_model, request.query)
+        try:
+            if url is None:
+                raise NotFound(f'model "{ex.model[:200]}" is not available over realtime', code="unsupported_route")
+            socket = await open_upstream_websocket(
+                app[SESSION], provider, url, provider.realtime_headers(request.headers),
+                upstream_subprotocols(offered_subprotocols(request.headers)), max_message,
+            )
+        except (UpstreamTimeout, UpstreamUnreachable, UpstreamError, NotFound):
+            if url is not None:
+                state.health.failed(attempt.key)
+            if ex.attempts >= len(plan):
+                raise
+            index += 1
+            shape_attempt(ex, plan[index], state.providers, state.config.server.default_max_tokens)
+            continue
+        state.health.succeeded(attempt.key)
+        return socket
 
 
 async def close_realtime_sessions(app: web.Application) -> None:

@@ -105,6 +105,7 @@ async def relay_exchange(request: web.Request, ex: Exchange) -> web.StreamRespon
             if wait > 0:
                 await asyncio.sleep(wait)
             index = following
+            ex.error = ""
             shape_attempt(ex, plan[index], state.providers, state.config.server.default_max_tokens)
             continue
         if ex.upstream_status < 300:

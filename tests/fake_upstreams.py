@@ -48,6 +48,7 @@ class Behaviour:
     answer: bytes | None = None  # a non-streaming chat answer sent as is (status 200), however wrong
     stream_frames: list[bytes] | None = None  # a chat stream's frames sent as is, however wrong
     stream_content_type: str = "text/event-stream"
+    fail_times: int | None = None  # fail with `status` only for this many requests, then answer
     usage: dict[str, Any] = attrs.Factory(lambda: {
         "prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16,
         "prompt_tokens_details": {"cached_tokens": 3}, "completion_tokens_details": {"reasoning_tokens": 0},
@@ -79,7 +80,9 @@ class FakeOpenAI:
             await asyncio.sleep(3600)
         if b.redirect_to:
             return web.Response(status=307, headers={"Location": b.redirect_to})
-        if b.status >= 400:
+        if b.status >= 400 and (b.fail_times is None or b.fail_times > 0):
+            if b.fail_times:
+                b.fail_times -= 1
             body = b.error_body or orjson.dumps({"error": {
                 "message": f"fake failure {b.status}", "type": "server_error" if b.status >= 500 else "rate_limit",
                 "param": None, "code": None}})
@@ -235,6 +238,8 @@ class AnthropicBehaviour:
     error_type: str = "overloaded_error"
     stream_error_after: int | None = None  # send `event: error` after this many events
     cut_after: int | None = None  # drop the connection after this many events
+    retry_after: str | None = "3"  # the retry-after header of an error answer
+    fail_times: int | None = None  # the error status (and stream error) only for this many requests
 
 
 class FakeAnthropic:
@@ -259,11 +264,17 @@ class FakeAnthropic:
     async def messages(self, request: web.Request) -> web.StreamResponse:
         rec = await self._record(request)
         b = self.behaviour
-        if b.status != 200:
+        failing = b.fail_times is None or b.fail_times > 0
+        if b.fail_times and (b.status != 200 or b.stream_error_after is not None):
+            b.fail_times -= 1
+        if b.status != 200 and failing:
+            headers = {"retry-after": b.retry_after} if b.retry_after is not None else {}
             return web.json_response({"type": "error", "error": {"type": b.error_type, "message": "fake says no"},
-                                      "request_id": "req_fake"}, status=b.status, headers={"retry-after": "3"})
+                                      "request_id": "req_fake"}, status=b.status, headers=headers)
         body = rec.json()
-        message = {"id": "msg_fake01", "type": "message", "role": "assistant", "model": body["model"],
+        # Vertex AI names the model in the path (rawPredict), Anthropic in the body.
+        model = body.get("model") or request.match_info.get("model")
+        message = {"id": "msg_fake01", "type": "message", "role": "assistant", "model": model,
                    "content": b.content, "stop_reason": b.stop_reason, "stop_sequence": None, "usage": b.usage}
         if not body.get("stream"):
             return web.json_response(message)
@@ -303,7 +314,7 @@ class FakeAnthropic:
                 assert request.transport is not None
                 request.transport.abort()
                 return resp
-            if b.stream_error_after is not None and i == b.stream_error_after:
+            if b.stream_error_after is not None and i == b.stream_error_after and failing:
                 event = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
                 await resp.write(b"event: error\ndata: " + orjson.dumps(event) + b"\n\n")
                 break

@@ -664,3 +664,16 @@ async def test_failing_policy_ends_the_session_closed_not_open(rt_gateway: TestS
         assert await recv_close(ws) == (1011, "internal gateway error")
     await asyncio.wait_for(fake_rt.ended.wait(), 1)
     assert fake_rt.received == []
+
+
+async def test_realtime_fails_over_at_the_handshake(make_gateway: GatewayFactory, fake_rt: FakeRealtime) -> None:
+    cfg = rt_config(fake_rt)
+    cfg["providers"].append({"name": "down", "kind": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1",
+                             "api_key": {"env": "FAKE_UPSTREAM_KEY"}})
+    cfg["models"][:0] = [{"name": "rt-down", "provider": "down", "model": "gone"},
+                         {"name": "rt-live", "provider": "fake", "model": "gpt-realtime-upstream"},
+                         {"name": "rt", "targets": [{"model": "rt-down"}, {"model": "rt-live", "priority": 1}]}]
+    gateway = await make_gateway(cfg)
+    async with connect(gateway, "/v1/realtime?model=rt") as ws:
+        assert (await recv_json(ws))["type"] == "session.created"
+    assert fake_rt.handshakes[-1].query["model"] == "gpt-realtime-upstream"
