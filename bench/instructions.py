@@ -38,6 +38,9 @@ CASES: dict[str, tuple[Scenario, bool]] = {  # name -> (what is sent and how man
     "chat": (Scenario("chat", "Chat completion, non-streaming", "openai", False, CONCURRENCY), True),
     # Many requests in flight: what the garbage collector costs shows here.
     "chat-c64": (Scenario("chat-c64", "Chat completion, non-streaming", "openai", False, 64), True),
+    "chat-virtual": (Scenario("chat-virtual", "Virtual model, first target healthy", "openai", False,
+                              CONCURRENCY,
+                              model="bench-virtual"), False),
     "stream": (Scenario("stream", "Chat completion, streaming 20 chunks", "openai", True, CONCURRENCY), True),
     "anthropic-stream": (Scenario("anthropic-stream", "Anthropic client -> OpenAI provider, streaming",
                                   "anthropic", True, CONCURRENCY), False),

@@ -30,9 +30,23 @@ kind = "openai"
 base_url = "http://127.0.0.1:{upstream_port}/v1"
 api_key = {{ env = "BENCH_UPSTREAM_KEY" }}
 
+[[providers]]
+name = "fake-gemini"
+kind = "gemini"
+base_url = "http://127.0.0.1:{upstream_port}"
+api_key = {{ env = "BENCH_UPSTREAM_KEY" }}
+
 [[models]]
 name = "*"
 provider = "fake-openai"
+
+[[models]]
+name = "bench-gemini*"         # a Chat client translated for a Gemini provider
+provider = "fake-gemini"
+
+[[models]]
+name = "bench-virtual"         # a virtual model whose first target is healthy
+targets = [ {{ model = "bench" }}, {{ model = "bench-backup", priority = 1 }} ]
 
 # Production features on: API-key auth and the JSON access log (to a file).
 [auth]
