@@ -31,7 +31,7 @@ class TargetHealth:
 class HealthBoard:
     """Which targets may serve now; fed by every attempt's outcome."""
 
-    __slots__ = ("_clock", "_targets", "cooldown", "eject_after")
+    __slots__ = ("_clock", "_targets", "cooldown", "eject_after", "ejected")
 
     def __init__(self, eject_after: int = 5, cooldown: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -39,6 +39,7 @@ class HealthBoard:
         self.cooldown = cooldown
         self._clock = clock
         self._targets: dict[str, TargetHealth] = {}
+        self.ejected: set[str] = set()  # keys ejected and not yet back (the request path's fast check)
 
     def configure(self, eject_after: int, cooldown: float) -> None:
         """New settings (a reload); the records carry over."""
@@ -47,6 +48,8 @@ class HealthBoard:
 
     def is_ejected(self, key: str) -> bool:
         """True while `key` must not serve: ejected and its cooldown not over, or a probe in flight."""
+        if key not in self.ejected:
+            return False
         rec = self._targets.get(key)
         if rec is None or not rec.ejected_until:
             return False
@@ -55,6 +58,8 @@ class HealthBoard:
 
     def claim_probe(self, key: str) -> bool:
         """After the cooldown, the first caller gets to probe an ejected target (True once)."""
+        if key not in self.ejected:
+            return True
         rec = self._targets.get(key)
         if rec is None or not rec.ejected_until:
             return True
@@ -71,6 +76,7 @@ class HealthBoard:
             rec.failures = 0
             rec.ejected_until = 0.0
             rec.probe_until = 0.0
+            self.ejected.discard(key)
 
     def failed(self, key: str, *, eject_now: bool = False) -> None:
         """A retryable failure; `eject_now` for a 429 whose Retry-After is too long to wait."""
@@ -83,6 +89,7 @@ class HealthBoard:
             rec.ejected_until = self._clock() + self.cooldown
             rec.probe_until = 0.0
             rec.ejections += 1
+            self.ejected.add(key)
 
     def state(self, key: str) -> str:
         """healthy | ejected | probing, for /readyz."""

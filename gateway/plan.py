@@ -21,18 +21,20 @@ __all__ = ["Attempt", "PriorityGroup", "SmoothWeighted", "VirtualModel", "Planne
 R = TypeVar("R")
 
 
-@attrs.frozen
 class Attempt(Generic[R]):
-    """One place a request can go: the resolved model route and the upstream model name."""
+    """One place a request can go: the resolved model route and the upstream model name.
+    `key` names it for health: one deployment is one provider serving one upstream model."""
 
-    route: R
-    provider: str
-    upstream_model: str
+    __slots__ = ("key", "provider", "route", "upstream_model")
 
-    @property
-    def key(self) -> str:
-        """The health key: one deployment is one provider serving one upstream model."""
-        return f"{self.provider}/{self.upstream_model}"
+    def __init__(self, route: R, provider: str, upstream_model: str) -> None:
+        self.route = route
+        self.provider = provider
+        self.upstream_model = upstream_model
+        self.key = f"{provider}/{upstream_model}"
+
+    def __repr__(self) -> str:
+        return f"Attempt({self.key})"
 
 
 class SmoothWeighted:
@@ -81,6 +83,11 @@ class VirtualModel:
         groups = [PriorityGroup(p, tuple(m)) for p, m in sorted(by_priority.items())]
         return cls(name, [(g, SmoothWeighted(g.members)) for g in groups])
 
+    @property
+    def fixed(self) -> bool:
+        """Whether every request gets the same order (no group shares a priority)."""
+        return all(len(group.members) == 1 for group, _ in self.groups)
+
     def target_names(self) -> list[str]:
         """This request's order of target names (advances the weighted rotations)."""
         return [name for _, rotation in self.groups for name in rotation.order()]
@@ -113,7 +120,7 @@ def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
 class Planner(Generic[R]):
     """Turns a client's model name into its plan, given how plain names resolve."""
 
-    __slots__ = ("_health", "_plain", "_resolve", "_virtual")
+    __slots__ = ("_fixed", "_health", "_leaves", "_plain", "_resolve", "_virtual")
 
     def __init__(self, virtual: dict[str, VirtualModel],
                  resolve: Callable[[str], tuple[R, str, str] | None], health: HealthBoard) -> None:
@@ -122,6 +129,8 @@ class Planner(Generic[R]):
         self._resolve = resolve
         self._health = health
         self._plain: dict[str, list[Attempt[R]]] = {}  # plans of one, by name (never mutated)
+        self._leaves: dict[str, Attempt[R] | None] = {}  # a target name's attempt (resolved once)
+        self._fixed: dict[str, list[Attempt[R]]] = {}  # virtual models whose order never changes
 
     def is_virtual(self, name: str) -> bool:
         return name in self._virtual
@@ -140,15 +149,32 @@ class Planner(Generic[R]):
             if len(self._plain) < 4096:
                 self._plain[name] = plain
             return plain
-        attempts: list[Attempt[R]] = []
-        seen: set[str] = set()
-        self._expand(virtual, attempts, seen)
+        attempts = self._fixed.get(name)
+        if attempts is None:
+            attempts = []
+            self._expand(virtual, attempts, set())
+            if self._is_fixed(virtual):
+                self._fixed[name] = attempts
         health = self._health
+        if not health.ejected:
+            return attempts
         ready = [a for a in attempts if not health.is_ejected(a.key)]
         if len(ready) == len(attempts):
             return attempts
         benched = [a for a in attempts if health.is_ejected(a.key)]
         return ready + benched  # a target past its cooldown stays in place: its next attempt probes it
+
+    def _is_fixed(self, virtual: VirtualModel) -> bool:
+        return virtual.fixed and all(self._is_fixed(self._virtual[name]) for group, _ in virtual.groups
+                                     for name, _ in group.members if name in self._virtual)
+
+    def _leaf(self, name: str) -> Attempt[R] | None:
+        if name in self._leaves:
+            return self._leaves[name]
+        found = self._resolve(name)
+        leaf = None if found is None else Attempt(*found)
+        self._leaves[name] = leaf
+        return leaf
 
     def _expand(self, virtual: VirtualModel, out: list[Attempt[R]], seen: set[str]) -> None:
         for name in virtual.target_names():
@@ -156,10 +182,9 @@ class Planner(Generic[R]):
             if nested is not None:
                 self._expand(nested, out, seen)
                 continue
-            found = self._resolve(name)
-            if found is None:
+            attempt = self._leaf(name)
+            if attempt is None:
                 continue
-            attempt = Attempt(*found)
             if attempt.key not in seen:
                 seen.add(attempt.key)
                 out.append(attempt)
