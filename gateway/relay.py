@@ -74,9 +74,15 @@ async def relay_exchange(request: web.Request, ex: Exchange) -> web.StreamRespon
     if codec.local is not None:
         return web.Response(body=codec.local(body), content_type="application/json")
     state = request.app[STATE]
-    plan, health = ex.plan, state.health
+    plan, policy = ex.plan, state.retry
     assert plan is not None
-    policy = state.retry
+    if policy is None and len(plan) == 1:  # one attempt: nothing to retry, no health to keep
+        ex.attempts = 1
+        try:
+            return await _attempt(request, ex, True)
+        except _Retryable as failure:
+            return failure.give_up()
+    health = state.health
     budget = len(plan) if policy is None else policy.attempts
     policy = policy or _NO_RETRY_SECTION
     index, retries = 0, 0
@@ -166,7 +172,8 @@ async def _attempt(request: web.Request, ex: Exchange, final: bool) -> web.Strea
             raise _Retryable(error=err) from None
         out, ex.usage = codec.response(raw, ex.client_body or body)
         headers = request_id_headers(resp.headers)
-        headers.update(_served_by(ex))
+        headers["x-gateway-model"] = ex.upstream_model
+        headers["x-gateway-provider"] = provider.name
         return web.Response(body=out, status=status, content_type="application/json", headers=headers)
     finally:
         resp.close()

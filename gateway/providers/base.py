@@ -12,6 +12,7 @@ from yarl import URL
 
 from ..config import ProviderConfig
 from ..errors import BadRequest
+from ..upstream import open_upstream
 
 __all__ = ["CLIENT_CREDENTIAL_HEADERS", "HOP_BY_HOP", "Provider", "RealtimeSocket", "UpstreamBody", "UpstreamResponse"]
 
@@ -30,7 +31,7 @@ HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
-CLIENT_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie"})
+CLIENT_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"})
 
 
 class UpstreamBody(Protocol):
@@ -65,12 +66,17 @@ class RealtimeSocket(Protocol):
 class Provider:
     """Base class; subclasses set `family`, `default_base_url` and endpoint paths."""
 
-    family: ClassVar[str] = "openai"  # API family spoken natively: "openai" or "anthropic"
+    family: ClassVar[str] = "openai"  # API family spoken natively: "openai", "anthropic" or "gemini"
     default_base_url: ClassVar[str] = ""
     endpoints: ClassVar[dict[str, str]] = {}  # route type -> path below base_url
     in_process: ClassVar[bool] = False
+    # Serves the Responses API itself (/v1/responses and its state); else the gateway
+    # translates Responses through Chat Completions and keeps the state (codecs.select_codec).
+    native_responses: bool = False
 
     def __init__(self, cfg: ProviderConfig) -> None:
+        # Whether this kind signs its requests (overrides `sign`); else the headers go as they are.
+        self.signs = type(self).sign is not Provider.sign
         self.name = cfg.name
         self.timeouts = cfg.timeouts
         self.base_url = URL((cfg.base_url or self.default_base_url).rstrip("/"))
@@ -90,6 +96,11 @@ class Provider:
         """Headers for a JSON request on a native route (client headers are not forwarded)."""
         return self.json_headers
 
+    def family_for(self, model: str) -> str:
+        """The API family that serves upstream `model` (providers hosting several families,
+        as Vertex AI does Gemini and Claude, override this)."""
+        return self.family
+
     def request_url(self, route: str, model: str, stream: bool) -> URL:
         """Where a JSON request on `route` for upstream `model` goes (providers that carry the
         model or the stream choice in the URL override this)."""
@@ -104,9 +115,8 @@ class Provider:
                    headers: CIMultiDict[str], body: bytes, parsed: dict[str, Any] | None) -> UpstreamResponse:
         """Send one JSON request and return the answer once its head is in. `parsed` is `body`
         as JSON when the gateway has it (in-process providers answer from it)."""
-        from ..upstream import open_upstream
-
-        headers = await self.sign("POST", url, headers, body)
+        if self.signs:
+            headers = await self.sign("POST", url, headers, body)
         return await open_upstream(session, self, timeout, "POST", url, headers, body)
 
     def passthrough_url(self, raw_path: str, raw_query: str) -> URL:
