@@ -44,6 +44,15 @@ CASES: dict[str, tuple[Scenario, bool]] = {  # name -> (what is sent and how man
     "stream": (Scenario("stream", "Chat completion, streaming 20 chunks", "openai", True, CONCURRENCY), True),
     "anthropic-stream": (Scenario("anthropic-stream", "Anthropic client -> OpenAI provider, streaming",
                                   "anthropic", True, CONCURRENCY), False),
+    # Responses translated to Chat (the bench provider is not api.openai.com) and stored in the
+    # sqlite responses store: compare with stream.
+    "responses-stream": (Scenario("responses-stream", "Responses client -> Chat provider, streaming",
+                                  "responses", True, CONCURRENCY), False),
+    # A Chat client translated for a Gemini provider: compare with chat and stream.
+    "gemini": (Scenario("gemini", "Chat client -> Gemini provider", "openai", False, CONCURRENCY,
+                        model="bench-gemini"), False),
+    "gemini-stream": (Scenario("gemini-stream", "Chat client -> Gemini provider, streaming", "openai", True,
+                               CONCURRENCY, model="bench-gemini"), False),
 }
 
 

@@ -8,6 +8,7 @@ import attrs
 
 OPENAI_PATH = "/v1/chat/completions"
 ANTHROPIC_PATH = "/v1/messages"
+RESPONSES_PATH = "/v1/responses"
 PROMPT = [{"role": "user", "content": "Say hello in twenty words."}]
 
 
@@ -17,7 +18,7 @@ class Scenario:
 
     name: str
     title: str
-    api: str  # the client's format: "openai" or "anthropic"
+    api: str  # the client's format: "openai", "anthropic" or "responses" (OpenAI Responses)
     stream: bool
     concurrency: int = 32
     model: str = "bench"
@@ -30,12 +31,14 @@ class Scenario:
     @property
     def path(self) -> str:
         """The request path, on the gateway and on the upstream alike."""
-        return OPENAI_PATH if self.api == "openai" else ANTHROPIC_PATH
+        return {"openai": OPENAI_PATH, "responses": RESPONSES_PATH}.get(self.api, ANTHROPIC_PATH)
 
     def body(self, model: str | None = None) -> bytes:
         """The JSON request body, in the client's format."""
         payload: dict[str, object] = {"model": model or self.model, "max_tokens": 64,
                                       "messages": PROMPT}
+        if self.api == "responses":
+            payload = {"model": model or self.model, "max_output_tokens": 64, "input": PROMPT[0]["content"]}
         if self.stream:
             # No stream_options, as the OpenAI SDK sends by default: the gateway asks the
             # upstream for usage itself and strips that chunk again (its usual streaming path).
@@ -44,7 +47,7 @@ class Scenario:
 
     def headers(self) -> dict[str, str]:
         """Client headers for the format: the gateway checks the key (bench config), the upstream ignores it."""
-        if self.api == "openai":
+        if self.api in ("openai", "responses"):
             return {"Content-Type": "application/json", "Authorization": "Bearer bench-client"}
         return {"Content-Type": "application/json", "x-api-key": "bench-client",
                 "anthropic-version": "2023-06-01"}
@@ -54,13 +57,13 @@ class Scenario:
         if status >= 300:
             return f"HTTP {status}: {body[:300].decode(errors='replace')}"
         if self.stream:
-            end = b"data: [DONE]" if self.api == "openai" else b"message_stop"
+            end = {"openai": b"data: [DONE]", "responses": b"response.completed"}.get(self.api, b"message_stop")
             return None if end in body else f"stream lacks {end.decode()!r}: {body[-200:]!r}"
         try:
             data = json.loads(body)
         except ValueError:
             return f"not JSON: {body[:200]!r}"
-        key = "choices" if self.api == "openai" else "content"
+        key = {"openai": "choices", "responses": "output"}.get(self.api, "content")
         return None if isinstance(data, dict) and key in data else f"no {key!r}: {body[:200]!r}"
 
 
@@ -68,7 +71,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("chat-c1", "Chat completion, non-streaming, concurrency 1", "openai", False, 1,
              relay=True),
     Scenario("chat-c32", "Chat completion, non-streaming, concurrency 32", "openai", False, 32),
-    Scenario("chat-virtual", "Virtual model (two targets, the first healthy), non-streaming, concurrency 32",
+    Scenario("virtual", "Virtual model (two targets, the first healthy), non-streaming, concurrency 32",
              "openai", False, 32, model="bench-virtual",
              note="compare the gateway with chat-c32 (the plain model)"),
     Scenario("chat-c128", "Chat completion, non-streaming, concurrency 128", "openai", False,

@@ -52,6 +52,20 @@ def test_openai_stream_without_usage_has_no_usage_key() -> None:
     assert all("usage" not in e for e in events if isinstance(e, dict))
 
 
+def test_gemini_stream_is_what_the_gateways_translator_reads_to_the_end() -> None:
+    from gateway.formats.chat_on_gemini import ChatOnGeminiStream
+    from gateway.formats.stream_pipe import StreamPipe
+
+    pipe = StreamPipe(ChatOnGeminiStream("m", include_usage=True))
+    out = pipe.feed(b"".join(upstream.gemini_frames("m", 3))) + pipe.finish()
+    assert pipe.translator.done and not pipe.translator.failed
+    assert pipe.translator.usage.to_chat()["completion_tokens"] == 3
+    chunks = [json.loads(f[6:]) for f in out.split(b"\n\n") if f.startswith(b"data: {")]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == "tok0 tok1 tok2 "
+    whole = json.loads(upstream.gemini_json("m", 3))
+    assert whole["candidates"][0]["finishReason"] == "STOP"
+
+
 def test_anthropic_stream_event_order() -> None:
     frames = upstream.anthropic_frames("m", 2)
     names = [f.split(b"\n", 1)[0].decode() for f in frames]

@@ -1,4 +1,5 @@
-"""A fast fake LLM upstream: OpenAI Chat Completions and Anthropic Messages, JSON and SSE.
+"""A fast fake LLM upstream: OpenAI Chat Completions, Anthropic Messages and Gemini
+``generateContent`` / ``streamGenerateContent?alt=sse``, JSON and SSE.
 
 Every response body is built once per (API, model, stream, usage) and cached as bytes, and
 requests go through aiohttp's low-level ``web.Server`` (no router, no middleware), so the
@@ -174,6 +175,30 @@ def anthropic_frames(model: str, chunks: int) -> tuple[bytes, ...]:
     return tuple(frames)
 
 
+def gemini_json(model: str, chunks: int) -> bytes:
+    """A ``GenerateContentResponse`` whose text is ``chunks`` words."""
+    return _dumps(_gemini_chunk(model, "".join(_words(chunks)), "STOP", chunks))
+
+
+def _gemini_chunk(model: str, text: str, finish: str | None, output_tokens: int) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
+    if finish:
+        candidate["finishReason"] = finish
+    usage: dict[str, Any] = {"promptTokenCount": PROMPT_TOKENS, "totalTokenCount": PROMPT_TOKENS + output_tokens}
+    if output_tokens:
+        usage["candidatesTokenCount"] = output_tokens
+    return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": model, "responseId": "bench"}
+
+
+def gemini_frames(model: str, chunks: int) -> tuple[bytes, ...]:
+    """``streamGenerateContent?alt=sse`` frames: a chunk per word, the last with the finish
+    reason and the final usage; no end marker (Google closes the stream)."""
+    words = _words(chunks)
+    return tuple(b"data: " + _dumps(_gemini_chunk(model, word, "STOP" if i == chunks - 1 else None,
+                                                  chunks if i == chunks - 1 else 0)) + b"\r\n\r\n"
+                 for i, word in enumerate(words))
+
+
 class FakeUpstream:
     """The request handler plus its caches of knobs and canned replies."""
 
@@ -199,6 +224,8 @@ class FakeUpstream:
             if api == "openai":
                 found = (Canned.stream(openai_frames(model, chunks, usage)) if stream
                          else Canned(openai_json(model, chunks)))
+            elif api == "gemini":
+                found = Canned.stream(gemini_frames(model, chunks)) if stream else Canned(gemini_json(model, chunks))
             else:
                 found = (Canned.stream(anthropic_frames(model, chunks)) if stream
                          else Canned(anthropic_json(model, chunks)))
@@ -206,20 +233,30 @@ class FakeUpstream:
         return found
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        """Answer ``POST /v1/chat/completions`` and ``POST /v1/messages``."""
+        """Answer ``POST /v1/chat/completions``, ``POST /v1/messages`` and Gemini's
+        ``POST /v1beta/models/{model}:generateContent`` / ``:streamGenerateContent``."""
         path = request.path
+        gemini_model = ""
         if path.endswith("/chat/completions"):
             api = "openai"
         elif path.endswith("/messages"):
             api = "anthropic"
+        elif path.startswith("/v1beta/models/"):
+            api = "gemini"
+            gemini_model, _, method = path[len("/v1beta/models/"):].partition(":")
+            if method not in ("generateContent", "streamGenerateContent"):
+                return web.Response(status=404, body=b'{"error":"not found"}', content_type=JSON_CT)
         else:
             return web.Response(status=404, body=b'{"error":"not found"}', content_type=JSON_CT)
         if request.method != "POST":
             return web.Response(status=405)
         try:
             payload = _loads(await request.read())
-            model = str(payload.get("model") or "bench")
-            stream = bool(payload.get("stream"))
+            if api == "gemini":
+                model, stream = gemini_model, method == "streamGenerateContent"
+            else:
+                model = str(payload.get("model") or "bench")
+                stream = bool(payload.get("stream"))
             options = payload.get("stream_options") or {}
             usage = api == "openai" and stream and bool(options.get("include_usage"))
         except (ValueError, AttributeError):

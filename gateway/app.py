@@ -18,6 +18,7 @@ from .handler import dispatch
 from .realtime import REALTIME_SESSIONS, close_realtime_sessions
 from .realtime_policy import REALTIME_POLICIES
 from .realtime_subprotocols import install_log_redaction
+from .responses_state import responses_store_context
 from .upstream import make_session
 
 __all__ = ["build_app"]
@@ -42,6 +43,7 @@ def build_app(config: Config) -> web.Application:
         await app[SESSION].close()
 
     app.cleanup_ctx.append(upstream_session)
+    app.cleanup_ctx.append(responses_store_context)
     if config.observability.access_log != "off":
         app.cleanup_ctx.append(flush_access_log)
     app.on_shutdown.append(close_realtime_sessions)

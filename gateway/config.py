@@ -10,9 +10,11 @@ parsed (a reference to an entry that is itself broken is not reported twice).
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Literal, Union, get_args
 
@@ -58,6 +60,7 @@ __all__ = [
     "ProviderConfig",
     "ProviderKind",
     "RateLimitConfig",
+    "ResponsesConfig",
     "RetryConfig",
     "HealthConfig",
     "RouteType",
@@ -71,13 +74,14 @@ __all__ = [
 ]
 
 ProviderKind = Literal["openai", "anthropic", "mock", "gemini", "bedrock", "azure", "vertex"]
-SUPPORTED_PROVIDER_KINDS = ("openai", "anthropic", "mock")
+SUPPORTED_PROVIDER_KINDS = ("openai", "anthropic", "mock", "gemini", "vertex")
 RouteType = Literal["completions", "responses", "messages", "anthropic_token_count", "embeddings",
                     "models", "realtime", "passthrough"]
 ROUTE_TYPES: tuple[str, ...] = get_args(RouteType)
 AuthMode = Literal["none", "api_key", "jwt", "any"]
 AccessLogFormat = Literal["json", "text", "off"]
 ResponsesMode = Literal["native", "translate"]
+ResponsesStoreKind = Literal["sqlite", "redis", "off"]
 JwtAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 GuardrailStage = Literal["request", "response", "both"]
 GuardrailAction = Literal["reject", "mask"]
@@ -136,6 +140,21 @@ def _regex(_instance: Any, _attribute: Any, patterns: list[str]) -> None:
         raise ExceptionGroup("invalid patterns", problems)
 
 
+def _service_account(_instance: Any, _attribute: Any, secret: Secret | None) -> None:
+    """A Vertex `credentials` secret holds a service-account key file (JSON)."""
+    if secret is None:
+        return
+    try:
+        info = json.loads(secret.value)
+    except ValueError:
+        raise Invalid("must hold a service-account key file (JSON)") from None
+    if not isinstance(info, dict) or info.get("type") != "service_account":
+        raise Invalid('must hold a service-account key file (JSON with "type": "service_account")')
+    missing = [k for k in ("client_email", "private_key", "token_uri") if not isinstance(info.get(k), str)]
+    if missing:
+        raise Invalid(f"the service-account key file lacks {', '.join(missing)}")
+
+
 def _supported_mode(_instance: Any, _attribute: Any, mode: str) -> None:
     if mode in ("jwt", "any"):
         raise Invalid(f'"{mode}" is not supported yet')
@@ -187,8 +206,9 @@ class ProviderConfig:
 class OpenAIProviderConfig(ProviderConfig):
     kind: Literal["openai"] = "openai"
     api_key: Secret
-    responses: ResponsesMode | None = attrs.field(
-        default=None, metadata=not_yet("choosing native or translated Responses is"))
+    # native: the server has /v1/responses; translate: served through Chat Completions.
+    # None: native on api.openai.com, translate elsewhere (gateway/providers/openai.py).
+    responses: ResponsesMode | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -230,7 +250,8 @@ class VertexProviderConfig(ProviderConfig):
     kind: Literal["vertex"] = "vertex"
     project: str = attrs.field(validator=non_empty)
     location: str = attrs.field(validator=non_empty)
-    credentials: Secret | None = None  # service-account JSON; unset: application default credentials
+    # service-account JSON; unset: application default credentials
+    credentials: Secret | None = attrs.field(default=None, validator=_service_account)
 
 
 AnyProviderConfig = Union[  # noqa: UP007 - cattrs needs a typing.Union to tag
@@ -354,6 +375,16 @@ class PromptsConfig:
 
 
 @attrs.frozen
+class ResponsesConfig:
+    """Where translated Responses are kept for previous_response_id (gateway/responses_state.py)."""
+
+    store: ResponsesStoreKind = "sqlite"
+    path: str = attrs.field(default="responses.sqlite3", validator=non_empty)  # relative to the config file
+    redis_url: Secret | None = None  # store = "redis"; default: [rate_limit] redis_url
+    ttl: float = attrs.field(default=30 * 24 * 3600.0, validator=positive)  # seconds from creation
+
+
+@attrs.frozen
 class ObservabilityConfig:
     access_log: AccessLogFormat = "json"
     log_prompts: bool = attrs.field(default=False, metadata=not_yet("logging prompts is"))
@@ -372,6 +403,7 @@ class Config:
     rate_limit: RateLimitConfig = RateLimitConfig()
     guardrails: list[GuardrailConfig] = attrs.field(factory=list, metadata=not_yet("guardrails are"))
     prompts: PromptsConfig = attrs.field(default=PromptsConfig(), metadata=not_yet("prompt policies are"))
+    responses: ResponsesConfig = ResponsesConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     source: str = ""  # the file it came from; not a config key
 
@@ -382,6 +414,14 @@ def _kind_of(cls: type) -> str:
 
 
 _PROVIDER_CLASSES: dict[str, type[ProviderConfig]] = {_kind_of(cls): cls for cls in get_args(AnyProviderConfig)}
+
+
+def _has_google_auth() -> bool:
+    """Whether the `vertex` extra (google-auth) is installed."""
+    try:
+        return find_spec("google.auth") is not None
+    except ImportError:  # no `google` namespace package at all
+        return False
 
 
 def _tag_providers(conv: cattrs.Converter) -> None:
@@ -400,6 +440,8 @@ def _tag_providers(conv: cattrs.Converter) -> None:
         errors: list[Exception] = []
         if kind not in SUPPORTED_PROVIDER_KINDS:
             errors.append(at_key(Invalid(f'provider kind "{kind}" is not supported yet'), "kind"))
+        elif kind == "vertex" and not _has_google_auth():
+            errors.append(at_key(Invalid("needs google-auth: pip install 'llm-gateway[vertex]'"), "kind"))
         try:
             provider = tagged(raw, t)
         except ClassValidationError as exc:
@@ -518,10 +560,23 @@ def validate(sections: Sections) -> list[str]:
                 problems.append(f"auth.keys[{i}]: set exactly one of key or key_sha256")
         if auth.jwt is not None and (auth.jwt.jwks is None) == (auth.jwt.jwks_url is None):
             problems.append("auth.jwt: set exactly one of jwks or jwks_url")
+    problems.extend(_responses_store_problems(sections))
     for i, g in sections.entries("guardrails"):
         if not (g.builtin or g.patterns or g.webhook):
             problems.append(f"guardrails[{i}]: set builtin, patterns or webhook")
     return problems
+
+
+def _responses_store_problems(sections: Sections) -> Iterator[str]:
+    """A redis responses store needs a URL (its own or [rate_limit]'s) and the `redis` extra."""
+    responses = sections.get("responses")
+    if responses is None or responses.store != "redis":
+        return
+    rate_limit = sections.get("rate_limit")
+    if responses.redis_url is None and (rate_limit is None or rate_limit.redis_url is None):
+        yield 'responses.redis_url: store "redis" needs a redis_url (here or in [rate_limit])'
+    if find_spec("redis") is None:
+        yield "responses.store: \"redis\" needs the redis package: pip install 'llm-gateway[redis]'"
 
 
 def _names_model(names: set[str], model: str) -> bool:

@@ -13,9 +13,9 @@ from .errors import ANTHROPIC, OPENAI
 
 if TYPE_CHECKING:
     from .formats.codecs import Codec
+    from .formats.stream import StreamTranslator
     from .gateway_state import GatewayState, ModelMatcher
     from .model_router import ModelRoute, RouteAttempt
-    from .formats.stream import StreamTranslator
     from .providers import Provider
     from .responses_state import ResponsesTurn
     from .routes import RouteSpec

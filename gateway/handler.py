@@ -11,6 +11,7 @@ from .listing import list_models
 from .passthrough import relay_passthrough
 from .realtime import relay_realtime
 from .relay import relay_exchange
+from .responses_routes import relay_responses, serve_response_item
 from .routes import Handler
 
 __all__ = ["HANDLERS", "dispatch"]
@@ -20,6 +21,8 @@ HANDLERS: dict[Handler, Callable[[web.Request, Exchange], Awaitable[web.StreamRe
     Handler.RELAY: relay_exchange,
     Handler.PASSTHROUGH: relay_passthrough,
     Handler.REALTIME: relay_realtime,
+    Handler.RESPONSES: relay_responses,
+    Handler.RESPONSES_ITEM: serve_response_item,
 }
 
 

@@ -10,6 +10,7 @@ from .errors import ANTHROPIC, OPENAI
 
 __all__ = [
     "CHAT", "DEFAULT_ROUTES", "EMBEDDINGS", "MESSAGES", "MODELS", "PASSTHROUGH", "REALTIME", "RESPONSES",
+    "RESPONSES_ITEM_SPEC",
     "ROUTE_SPECS", "TOKEN_COUNT", "Handler", "ModelSource", "RouteMatch", "RouteSpec", "RouteTable", "RouteType",
 ]
 
@@ -53,6 +54,8 @@ class Handler(StrEnum):
     RELAY = "relay"  # one JSON exchange with the provider, translated as needed: gateway/relay.py
     PASSTHROUGH = "passthrough"  # method, path, query and body forwarded: gateway/passthrough.py
     REALTIME = "realtime"  # a WebSocket relayed frame by frame: gateway/realtime.py
+    RESPONSES = "responses"  # the relay, then the answer kept where the gateway keeps the state
+    RESPONSES_ITEM = "responses_item"  # GET/DELETE a stored response, its input_items: responses_routes.py
 
 
 @attrs.frozen
@@ -78,7 +81,7 @@ def _json_route(route: RouteType, client_format: str) -> RouteSpec:
 
 ROUTE_SPECS: dict[RouteType, RouteSpec] = {
     CHAT: _json_route(CHAT, OPENAI),
-    RESPONSES: _json_route(RESPONSES, OPENAI),
+    RESPONSES: attrs.evolve(_json_route(RESPONSES, OPENAI), handler=Handler.RESPONSES),
     EMBEDDINGS: _json_route(EMBEDDINGS, OPENAI),
     MESSAGES: _json_route(MESSAGES, ANTHROPIC),
     TOKEN_COUNT: _json_route(TOKEN_COUNT, ANTHROPIC),
@@ -111,12 +114,18 @@ class RouteMatch:
 
 
 _PASSTHROUGH_MATCH = RouteMatch(ROUTE_SPECS[PASSTHROUGH])
+# /v1/responses/{id} and /v1/responses/{id}/input_items: a stored response (the model, if any,
+# comes from ?model= in the handler). The Responses API's POST actions below /v1/responses
+# (compact, input_tokens, {id}/cancel) stay passthrough.
+RESPONSES_ITEM_SPEC = RouteSpec(RESPONSES, Handler.RESPONSES_ITEM, ModelSource.NONE,
+                                methods=frozenset({"GET", "HEAD", "DELETE"}), client_format=OPENAI)
+_RESPONSES_ACTIONS = frozenset({"compact", "input_tokens"})
 
 
 class RouteTable:
     """Precompiled suffix matcher; results for seen paths are cached."""
 
-    __slots__ = ("_cache", "_models_suffixes", "_suffixes")
+    __slots__ = ("_cache", "_models_suffixes", "_responses_suffixes", "_suffixes")
 
     def __init__(self, overrides: dict[str, str] | None = None) -> None:
         table: dict[str, RouteType] = dict(DEFAULT_ROUTES)
@@ -124,6 +133,7 @@ class RouteTable:
         by_length = sorted(table.items(), key=lambda kv: len(kv[0]), reverse=True)
         self._suffixes = [(suffix, RouteMatch(ROUTE_SPECS[route])) for suffix, route in by_length]
         self._models_suffixes = [s for s, r in by_length if r is MODELS]
+        self._responses_suffixes = [s for s, r in by_length if r is RESPONSES]
         self._cache: dict[str, RouteMatch] = {}
 
     def match(self, path: str) -> RouteMatch:
@@ -145,4 +155,18 @@ class RouteTable:
             for suffix in self._models_suffixes:
                 if parent.endswith(suffix):
                     return RouteMatch(ROUTE_SPECS[MODELS], item)
+            return self._responses_item(parent, item)
+        return _PASSTHROUGH_MATCH
+
+    def _responses_item(self, parent: str, item: str) -> RouteMatch:
+        """/…/responses/{id} or /…/responses/{id}/input_items, else passthrough."""
+        if item == "input_items":
+            parent, _, item = parent.rpartition("/")
+            if not item:
+                return _PASSTHROUGH_MATCH
+        elif item in _RESPONSES_ACTIONS:
+            return _PASSTHROUGH_MATCH
+        for suffix in self._responses_suffixes:
+            if parent.endswith(suffix):
+                return RouteMatch(RESPONSES_ITEM_SPEC, item)
         return _PASSTHROUGH_MATCH

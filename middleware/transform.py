@@ -10,6 +10,7 @@ from gateway.attempt import shape_attempt
 from gateway.errors import BadRequest
 from gateway.exchange import EXCHANGE
 from gateway.gateway_state import GatewayState
+from gateway.responses_state import load_previous
 
 __all__ = ["transform"]
 
@@ -33,6 +34,8 @@ def transform(state: GatewayState) -> Middleware:
             if not isinstance(stream, bool):
                 raise BadRequest('"stream" must be true or false', param="stream")
             ex.stream = stream
+            if "previous_response_id" in body:  # Responses: the stored turn it continues, if kept here
+                await load_previous(request, ex)
         shape_attempt(ex, plan[0], providers, default_max_tokens)
         return await handler(request)
 

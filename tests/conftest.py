@@ -57,12 +57,13 @@ async def fake_anthropic(aiohttp_server: Any) -> FakeAnthropic:
 
 
 def base_config(upstream_url: str, **extra: Any) -> dict[str, Any]:
-    """A config with a fake OpenAI provider (`*` and `gpt-*`) and the mock (`mock-*`). Tests serve
+    """A config with a fake OpenAI provider (`*` and `gpt-*`, serving Responses natively) and the
+    mock (`mock-*`). Tests serve
     it on a free port (aiohttp_server); the admin listener is off."""
     cfg: dict[str, Any] = {
         "server": {"port": free_port(), "admin_port": 0},
         "providers": [
-            {"name": "fake", "kind": "openai", "base_url": upstream_url,
+            {"name": "fake", "kind": "openai", "base_url": upstream_url, "responses": "native",
              "api_key": {"env": "FAKE_UPSTREAM_KEY"},
              "timeouts": {"connect": 2, "first_byte": 2, "idle": 2}},
             {"name": "mock", "kind": "mock"},

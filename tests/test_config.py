@@ -33,7 +33,7 @@ def test_semantic_problems_are_all_listed_by_key_path() -> None:
         "routes": {"/v1/x": "nonsense"},
     })
     assert "server.port: must be 1-65535" in found
-    assert 'providers[1].kind: unknown provider kind "opena1" (one of openai, anthropic, mock)' in found
+    assert 'providers[1].kind: unknown provider kind "opena1" (one of openai, anthropic, mock, gemini, vertex)' in found
     assert 'models[2].provider: unknown provider "opena1"' in found
     assert any(p.startswith('routes["/v1/x"]: unknown route type') for p in found)
     assert len(found) == 4
@@ -180,7 +180,7 @@ def test_choices_name_what_is_allowed() -> None:
                      'auth.mode: must be one of "none", "api_key", "jwt", "any" (got "token")']
 
 
-def test_provider_kinds_of_the_contract_are_typed_and_refused_as_not_supported_yet() -> None:
+def test_provider_kinds_of_the_contract_are_typed_and_the_unbuilt_ones_refused_as_not_supported_yet() -> None:
     found = problems({"providers": [
         {"name": "g", "kind": "gemini", "api_key": {"env": "HOME"}},
         {"name": "b", "kind": "bedrock", "regoin": "us-east-1"},
@@ -191,15 +191,13 @@ def test_provider_kinds_of_the_contract_are_typed_and_refused_as_not_supported_y
         {"name": "n", "kind": "nope"},
     ]})
     assert found == [
-        'providers[0].kind: provider kind "gemini" is not supported yet',
         'providers[1].kind: provider kind "bedrock" is not supported yet',
         "providers[1].region: required key missing",
         "providers[1].regoin: unknown key",
         'providers[2].kind: provider kind "azure" is not supported yet',
-        'providers[3].kind: provider kind "vertex" is not supported yet',
         "providers[3].region: unknown key",
         "providers[4].region: unknown key",  # bedrock's key is not an openai key
-        'providers[5].kind: unknown provider kind "nope" (one of openai, anthropic, mock)',
+        'providers[5].kind: unknown provider kind "nope" (one of openai, anthropic, mock, gemini, vertex)',
     ]
 
 

@@ -17,7 +17,7 @@ import orjson
 from ..errors import BadRequest
 from ..routes import CHAT, EMBEDDINGS, MESSAGES, RESPONSES, TOKEN_COUNT
 from ..usage import Usage
-from . import chat_on_messages, messages_on_chat, native
+from . import chat_on_gemini, chat_on_messages, embeddings_on_gemini, messages_on_chat, native, responses_on_chat
 from .json_values import Json, provider_object
 from .stream import StreamTranslator
 from .token_estimate import count_tokens_response
@@ -42,6 +42,9 @@ class Codec:
     wants_include_usage: bool = False
     # Answered by the gateway itself (no upstream call): body -> JSON response bytes.
     local: Callable[[Json], bytes] | None = None
+    # Responses translated for a provider that keeps no state: the gateway stores them
+    # (previous_response_id, GET/DELETE; gateway/responses_state.py).
+    stateful: bool = False
 
 
 def _translated(translate: Callable[..., tuple[Json, Usage]], *, with_request: bool = False,
@@ -115,7 +118,7 @@ def through_chat(client: Codec, provider: Codec) -> Codec:
     def error(status: int, body: bytes) -> tuple[int, bytes]:
         return client.error(*provider.error(status, body))
 
-    return Codec(provider.upstream_route, request, response, stream, error)
+    return Codec(provider.upstream_route, request, response, stream, error, stateful=client.stateful)
 
 
 _CODECS: dict[tuple[str, str], Codec] = {
@@ -142,11 +145,44 @@ _CODECS: dict[tuple[str, str], Codec] = {
     (MESSAGES, "openai"): Codec(CHAT, messages_on_chat.translate_request,
                                 _translated(messages_on_chat.translate_response),
                                 messages_on_chat.MessagesOnChatStream.for_request, messages_on_chat.translate_error),
+    # Gemini: Chat through its own translator (usage always comes on the last chunk), embeddings
+    # through batchEmbedContents, count_tokens as a local estimate.
+    (CHAT, "gemini"): Codec(CHAT, chat_on_gemini.translate_request, _translated(chat_on_gemini.translate_response),
+                            chat_on_gemini.ChatOnGeminiStream.for_request, chat_on_gemini.translate_error),
+    (EMBEDDINGS, "gemini"): Codec(EMBEDDINGS, embeddings_on_gemini.translate_request,
+                                  _translated(embeddings_on_gemini.translate_response, with_request=True),
+                                  chat_on_gemini.ChatOnGeminiStream.for_request, embeddings_on_gemini.translate_error),
+    (TOKEN_COUNT, "gemini"): Codec(TOKEN_COUNT, None, native.read_messages_response,
+                                   native.MessagesStreamRelay.for_request, native.relay_anthropic_error,
+                                   local=count_tokens_response),
+}
+
+# The hub: a Messages client on any family served from Chat without a direct translator.
+for _route, _family in list(_CODECS):
+    if _route == CHAT and (MESSAGES, _family) not in _CODECS:
+        _CODECS[(MESSAGES, _family)] = through_chat(_CODECS[(MESSAGES, "openai")], _CODECS[(CHAT, _family)])
+
+
+# A Responses client on a provider without /v1/responses: translated to Chat Completions
+# (directly for OpenAI-compatible servers, through the Chat hub for every other family).
+_RESPONSES_ON_CHAT = Codec(CHAT, responses_on_chat.translate_request,
+                           _translated(responses_on_chat.translate_response, with_request=True),
+                           responses_on_chat.ResponsesOnChatStream.for_request, responses_on_chat.translate_error,
+                           stateful=True)
+_TRANSLATED_RESPONSES: dict[str, Codec] = {
+    family: _RESPONSES_ON_CHAT if family == "openai" else through_chat(_RESPONSES_ON_CHAT, codec)
+    for (route, family), codec in _CODECS.items() if route == CHAT
 }
 
 
-def select_codec(route: str, family: str) -> Codec:
-    """The codec for a client route on a provider family, or a clear 400."""
+def select_codec(route: str, family: str, native_responses: bool = True) -> Codec:
+    """The codec for a client route on a provider family, or a clear 400. Chosen by
+    capability: Responses go to the provider as they are only where it serves them
+    (`native_responses`), else translated."""
+    if route == RESPONSES and (not native_responses or (route, family) not in _CODECS):
+        translated = _TRANSLATED_RESPONSES.get(family)
+        if translated is not None:
+            return translated
     codec = _CODECS.get((route, family))
     if codec is None:
         raise BadRequest(f"the {route} route is not available for {family} providers",

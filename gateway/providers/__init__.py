@@ -5,8 +5,10 @@ from __future__ import annotations
 from ..config import ProviderConfig
 from .anthropic import AnthropicProvider
 from .base import Provider
+from .gemini import GeminiProvider
 from .mock import MockProvider
 from .openai import OpenAIProvider
+from .vertex import VertexProvider
 
 __all__ = ["Provider", "build_provider"]
 
@@ -14,6 +16,8 @@ _KINDS: dict[str, type[Provider]] = {
     "openai": OpenAIProvider,
     "anthropic": AnthropicProvider,
     "mock": MockProvider,
+    "gemini": GeminiProvider,
+    "vertex": VertexProvider,
 }
 
 

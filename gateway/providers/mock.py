@@ -111,6 +111,7 @@ class MockProvider(Provider):
     in_process = True
     default_base_url = "http://mock.invalid/v1"
     endpoints: ClassVar[dict[str, str]] = {"completions": "", "responses": "", "embeddings": ""}
+    native_responses = True
 
     async def send(self, session: ClientSession, timeout: ClientTimeout, route: str, url: URL,
                    headers: CIMultiDict[str], body: bytes, parsed: dict[str, Any] | None) -> MockResponse:

@@ -8,9 +8,12 @@ from typing import ClassVar
 from multidict import CIMultiDict
 from yarl import URL
 
+from ..config import ProviderConfig
 from .base import Provider
 
 __all__ = ["OpenAIProvider"]
+
+OPENAI_HOST = "api.openai.com"
 
 
 class OpenAIProvider(Provider):
@@ -21,6 +24,12 @@ class OpenAIProvider(Provider):
         "responses": "/responses",
         "embeddings": "/embeddings",
     }
+
+    def __init__(self, cfg: ProviderConfig) -> None:
+        super().__init__(cfg)
+        # `responses` unset: only OpenAI itself is known to serve /v1/responses.
+        mode = getattr(cfg, "responses", None)
+        self.native_responses = mode == "native" if mode is not None else self.base_url.host == OPENAI_HOST
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
