@@ -44,6 +44,7 @@ from .json_values import (
     provider_answer,
 )
 from .stream import StreamTranslator
+from .turns import TurnBuilder
 
 __all__ = ["ChatOnGeminiStream", "translate_error", "translate_request", "translate_response"]
 
@@ -242,44 +243,9 @@ def _thinking(effort: Any, levels: bool) -> Json | None:
 # --- messages --------------------------------------------------------------------------
 
 
-class _TurnBuilder:
-    """Collects parts into alternating user/model turns; function responses lead their turn."""
-
-    __slots__ = ("_parts", "_responses", "_role", "contents")
-
-    def __init__(self) -> None:
-        self.contents: list[Json] = []
-        self._role = ""
-        self._responses: list[Json] = []
-        self._parts: list[Json] = []
-
-    def add(self, role: str, parts: list[Json], response: Json | None = None) -> None:
-        if role != self._role:
-            self._flush()
-            self._role = role
-        if response is not None:
-            self._responses.append(response)
-        self._parts.extend(parts)
-
-    def finish(self) -> list[Json]:
-        self._flush()
-        return self.contents
-
-    def _flush(self) -> None:
-        parts = self._responses + self._parts if self._responses else self._parts
-        if not parts:
-            return
-        if self.contents and self.contents[-1]["role"] == self._role:
-            self.contents[-1]["parts"].extend(parts)
-        else:
-            self.contents.append({"role": self._role, "parts": parts})
-        self._responses = []
-        self._parts = []
-
-
 def _convert_messages(messages: Any, levels: bool) -> tuple[list[str], list[Json]]:
     system: list[str] = []
-    turns = _TurnBuilder()
+    turns = TurnBuilder("parts")
     call_names: dict[str, str] = {}  # Chat tool call id → function name, for functionResponse
     for i, msg in enumerate(expect_list(messages, "messages")):
         path = f"messages[{i}]"

@@ -35,6 +35,7 @@ from .json_values import (
     provider_answer,
 )
 from .stream import StreamTranslator
+from .turns import TurnBuilder
 
 __all__ = ["ChatOnMessagesStream", "translate_error", "translate_request", "translate_response"]
 
@@ -205,44 +206,9 @@ def _continues_tool_use(messages: list[Json]) -> bool:
 # --- messages --------------------------------------------------------------------------
 
 
-class _TurnBuilder:
-    """Collects blocks into alternating turns; tool results lead their user turn."""
-
-    __slots__ = ("_blocks", "_results", "_role", "messages")
-
-    def __init__(self) -> None:
-        self.messages: list[Json] = []
-        self._role = ""
-        self._results: list[Json] = []
-        self._blocks: list[Json] = []
-
-    def add(self, role: str, blocks: list[Json], result: Json | None = None) -> None:
-        if role != self._role:
-            self._flush()
-            self._role = role
-        if result is not None:
-            self._results.append(result)
-        self._blocks.extend(blocks)
-
-    def finish(self) -> list[Json]:
-        self._flush()
-        return self.messages
-
-    def _flush(self) -> None:
-        content = self._results + self._blocks if self._results else self._blocks
-        if not content:
-            return
-        if self.messages and self.messages[-1]["role"] == self._role:
-            self.messages[-1]["content"].extend(content)
-        else:
-            self.messages.append({"role": self._role, "content": content})
-        self._results = []
-        self._blocks = []
-
-
 def _convert_messages(messages: Any) -> tuple[str, list[Json]]:
     system: list[str] = []
-    turns = _TurnBuilder()
+    turns = TurnBuilder("content")
     for i, msg in enumerate(expect_list(messages, "messages")):
         path = f"messages[{i}]"
         role = expect_dict(msg, path).get("role")
