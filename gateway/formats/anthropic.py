@@ -13,7 +13,7 @@ import orjson
 
 from ..errors import anthropic_error, anthropic_error_type
 from ..sse import encode_event
-from .chat import tool_arguments_to_input
+from .chat import checked_tool_input
 from .json_values import Json, expect_str, loads_or_none, optional_dict
 
 __all__ = ["error_body", "error_frame", "read_error", "tool_use"]
@@ -21,7 +21,8 @@ __all__ = ["error_body", "error_frame", "read_error", "tool_use"]
 
 def tool_use(call: Any, path: str, default_id: str | None = None) -> Json:
     """A Chat `tool_calls` entry (or legacy `function_call`) → an Anthropic `tool_use` block;
-    unparsable arguments become {}. A call without an id gets `default_id` when given."""
+    unparsable arguments become {} (arguments nested too deeply to write out are WrongShape).
+    A call without an id gets `default_id` when given."""
     function = optional_dict(call.get("function"), f"{path}.function")
     call_id = call.get("id")
     if default_id is not None and (call_id is None or call_id == ""):
@@ -30,7 +31,7 @@ def tool_use(call: Any, path: str, default_id: str | None = None) -> Json:
         "type": "tool_use",
         "id": expect_str(call_id, f"{path}.id"),
         "name": expect_str(function.get("name"), f"{path}.function.name"),
-        "input": tool_arguments_to_input(function.get("arguments")),
+        "input": checked_tool_input(function.get("arguments"), f"{path}.function.arguments"),
     }
 
 

@@ -12,14 +12,17 @@ import orjson
 
 from ..errors import openai_error, openai_error_type
 from ..sse import encode_event
-from .json_values import Json, WrongShape, dumps, expect_str, loads_or_none, optional_dict
+from .json_values import Json, WrongShape, dumps, expect_str, loads_or_none, optional_dict, optional_str
 
 __all__ = [
+    "ToolCallFragment",
+    "tool_call_fragment",
     "error_body",
     "error_frame",
     "input_to_arguments",
     "joined_text",
     "read_error",
+    "checked_tool_input",
     "tool_arguments_to_input",
     "tool_call",
 ]
@@ -54,6 +57,21 @@ def tool_arguments_to_input(arguments: Any) -> Json:
         return {}
     parsed = loads_or_none(arguments)
     return parsed if isinstance(parsed, dict) else {}
+
+
+def checked_tool_input(arguments: Any, path: str) -> Json:
+    """`tool_arguments_to_input`, and WrongShape when the object is nested too deeply to be
+    written out again (orjson reads 1024 levels but writes 254)."""
+    tool_input = tool_arguments_to_input(arguments)
+    if isinstance(arguments, str):
+        openers = arguments.count("{") + arguments.count("[")
+    elif isinstance(arguments, bytes):
+        openers = arguments.count(b"{") + arguments.count(b"[")
+    else:
+        return tool_input
+    if openers >= 254:  # perhaps nested that deep: check
+        dumps(tool_input, path)
+    return tool_input
 
 
 def input_to_arguments(tool_input: Any, path: str) -> str:
@@ -103,3 +121,24 @@ def error_frame(message: str, status: int = 502, code: str | None = "upstream_er
                 error_type: str | None = None) -> bytes:
     """A Chat Completions in-stream error event (the SDK raises APIError on it)."""
     return encode_event(error_body(message, error_type or openai_error_type(status), code))
+
+
+ToolCallFragment = tuple[int, str | None, str | None, str | None]
+
+
+def tool_call_fragment(call: Json, position: int) -> ToolCallFragment:
+    """One streamed `delta.tool_calls[]` entry: (index, id, name, arguments so far), each
+    checked (WrongShape naming the field); an object for arguments, as a few servers send,
+    becomes its JSON text."""
+    path = f"choices[0].delta.tool_calls[{position}]"
+    index = call.get("index")
+    if not isinstance(index, int):
+        index = position
+    function = optional_dict(call.get("function"), f"{path}.function")
+    arguments = function.get("arguments")
+    if isinstance(arguments, dict):
+        arguments = dumps(arguments, f"{path}.function.arguments").decode()
+    else:
+        arguments = optional_str(arguments, f"{path}.function.arguments")
+    call_id = optional_str(call.get("id"), f"{path}.id")
+    return index, call_id, optional_str(function.get("name"), f"{path}.function.name"), arguments

@@ -22,7 +22,6 @@ from .json_values import (
     WrongShape,
     client_body,
     describe,
-    dumps,
     expect_dict,
     expect_list,
     expect_str,
@@ -519,18 +518,7 @@ class MessagesOnChatStream(StreamTranslator):
             self._finish_reason = expect_str(finish_reason, "choices[0].finish_reason")
 
     def _tool_fragment(self, call: Json, position: int, out: list[bytes]) -> None:
-        path = f"choices[0].delta.tool_calls[{position}]"
-        index = call.get("index")
-        if not isinstance(index, int):
-            index = position
-        function = optional_dict(call.get("function"), f"{path}.function")
-        arguments = function.get("arguments")
-        if isinstance(arguments, dict):  # a few servers send an object, not a string
-            arguments = dumps(arguments, f"{path}.function.arguments").decode()
-        else:
-            arguments = optional_str(arguments, f"{path}.function.arguments")
-        call_id = optional_str(call.get("id"), f"{path}.id")
-        name = optional_str(function.get("name"), f"{path}.function.name")
+        index, call_id, name, arguments = chat.tool_call_fragment(call, position)
         tool = self._tools.get(index)
         if tool is None:
             tool = self._tools[index] = _ToolCall(call_id, name)

@@ -701,18 +701,7 @@ class ResponsesOnChatStream(StreamTranslator):
             self._close(out, INCOMPLETE_REASONS.get(self._finish_reason) is not None)
 
     def _tool_fragment(self, call: Json, position: int, out: list[bytes]) -> None:
-        path = f"choices[0].delta.tool_calls[{position}]"
-        index = call.get("index")
-        if not isinstance(index, int):
-            index = position
-        function = optional_dict(call.get("function"), f"{path}.function")
-        arguments = function.get("arguments")
-        if isinstance(arguments, dict):  # a few servers send an object, not a string
-            arguments = dumps(arguments, f"{path}.function.arguments").decode()
-        else:
-            arguments = optional_str(arguments, f"{path}.function.arguments")
-        call_id = optional_str(call.get("id"), f"{path}.id")
-        name = optional_str(function.get("name"), f"{path}.function.name")
+        index, call_id, name, arguments = chat.tool_call_fragment(call, position)
         state = self._calls.get(index)
         if state is None:
             state = self._calls[index] = _Call(call_id, name)
