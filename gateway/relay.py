@@ -104,9 +104,8 @@ async def relay_exchange(request: web.Request, ex: Exchange) -> web.StreamRespon
             following = None if final else _next_target(plan, index, benched, failure.retry_after, policy)
             if following is None:
                 return failure.give_up()
+            # The same target again waits (its Retry-After, else the backoff); another target doesn't.
             wait = policy.wait_for(retries, failure.retry_after)[0] if following == index else 0.0
-            if following == index and failure.retry_after is None:
-                wait = policy.backoff_delay(retries)
             retries += 1
             if wait > 0:
                 await asyncio.sleep(wait)
