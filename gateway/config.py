@@ -74,7 +74,7 @@ __all__ = [
 ]
 
 ProviderKind = Literal["openai", "anthropic", "mock", "gemini", "bedrock", "azure", "vertex"]
-SUPPORTED_PROVIDER_KINDS = ("openai", "anthropic", "mock", "gemini", "vertex")
+SUPPORTED_PROVIDER_KINDS = ("openai", "anthropic", "mock", "gemini", "vertex", "azure", "bedrock")
 RouteType = Literal["completions", "responses", "messages", "anthropic_token_count", "embeddings",
                     "models", "realtime", "passthrough"]
 ROUTE_TYPES: tuple[str, ...] = get_args(RouteType)
@@ -242,7 +242,8 @@ class AzureProviderConfig(ProviderConfig):
     kind: Literal["azure"] = "azure"
     base_url: str = attrs.field(validator=http_url)
     api_key: Secret
-    api_version: str | None = None  # set: /deployments/{model}/…?api-version=
+    api_version: str | None = attrs.field(  # set: /deployments/{model}/…?api-version=
+        default=None, validator=attrs.validators.optional(non_empty))
 
 
 @attrs.frozen(kw_only=True)
@@ -442,6 +443,8 @@ def _tag_providers(conv: cattrs.Converter) -> None:
             errors.append(at_key(Invalid(f'provider kind "{kind}" is not supported yet'), "kind"))
         elif kind == "vertex" and not _has_google_auth():
             errors.append(at_key(Invalid("needs google-auth: pip install 'llm-gateway[vertex]'"), "kind"))
+        elif kind == "bedrock" and find_spec("botocore") is None:
+            errors.append(at_key(Invalid("needs botocore: pip install 'llm-gateway[bedrock]'"), "kind"))
         try:
             provider = tagged(raw, t)
         except ClassValidationError as exc:

@@ -49,13 +49,18 @@ class SSEParser:
         """The bytes of the events `chunk` completes (valid SSE with LF line ends), unparsed;
         the start of an unfinished event stays buffered."""
         buf = self._buf + chunk if self._buf else chunk
-        if b"\r" in buf:
+        # (bytes.find, not `in`: `in` on bytes first tries its operand as an integer and
+        # pays for a TypeError; split+join beats replace for CRLF, Gemini's separator.)
+        if buf.find(b"\r") >= 0:
             # Normalise CRLF / CR line ends; keep a trailing CR pending since it
             # may be the first half of a CRLF split across chunks.
             tail = b""
             if buf.endswith(b"\r"):
                 buf, tail = buf[:-1], b"\r"
-            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + tail
+            buf = b"\n".join(buf.split(b"\r\n"))
+            if buf.find(b"\r") >= 0:
+                buf = buf.replace(b"\r", b"\n")
+            buf += tail
         if buf.endswith(b"\n\n"):  # the usual chunk: whole events
             self._buf = b""
             return buf
@@ -91,7 +96,7 @@ def parse_events(block: bytes) -> list[SSEEvent]:
 def event_data(block: bytes) -> Iterator[bytes]:
     """The data of each event in `block` (complete events); events without data are skipped."""
     for part in block.split(b"\n\n"):
-        if part.startswith(b"data: ") and b"\n" not in part:
+        if part.startswith(b"data: ") and part.find(b"\n") < 0:
             yield part[6:]  # the common one-line event
         elif part:
             event = parse_event(part)
@@ -125,7 +130,7 @@ def marked_events(block: bytes, marks: Iterable[bytes]) -> list[tuple[int, int]]
 
 def parse_event(block: bytes) -> SSEEvent | None:
     """One event from its lines (LF line ends, no blank line); None when it carries no data."""
-    if block.startswith(b"data: ") and b"\n" not in block:
+    if block.startswith(b"data: ") and block.find(b"\n") < 0:
         return SSEEvent("", block[6:])  # the common one-line case
     event = ""
     data: list[bytes] = []

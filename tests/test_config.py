@@ -33,7 +33,7 @@ def test_semantic_problems_are_all_listed_by_key_path() -> None:
         "routes": {"/v1/x": "nonsense"},
     })
     assert "server.port: must be 1-65535" in found
-    assert 'providers[1].kind: unknown provider kind "opena1" (one of openai, anthropic, mock, gemini, vertex)' in found
+    assert 'providers[1].kind: unknown provider kind "opena1" (one of openai, anthropic, mock, gemini, vertex, azure, bedrock)' in found
     assert 'models[2].provider: unknown provider "opena1"' in found
     assert any(p.startswith('routes["/v1/x"]: unknown route type') for p in found)
     assert len(found) == 4
@@ -191,13 +191,11 @@ def test_provider_kinds_of_the_contract_are_typed_and_the_unbuilt_ones_refused_a
         {"name": "n", "kind": "nope"},
     ]})
     assert found == [
-        'providers[1].kind: provider kind "bedrock" is not supported yet',
         "providers[1].region: required key missing",
         "providers[1].regoin: unknown key",
-        'providers[2].kind: provider kind "azure" is not supported yet',
         "providers[3].region: unknown key",
         "providers[4].region: unknown key",  # bedrock's key is not an openai key
-        'providers[5].kind: unknown provider kind "nope" (one of openai, anthropic, mock, gemini, vertex)',
+        'providers[5].kind: unknown provider kind "nope" (one of openai, anthropic, mock, gemini, vertex, azure, bedrock)',
     ]
 
 

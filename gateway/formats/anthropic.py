@@ -13,26 +13,35 @@ import orjson
 
 from ..errors import anthropic_error, anthropic_error_type
 from ..sse import encode_event
-from .chat import checked_tool_input
-from .json_values import Json, expect_str, loads_or_none, optional_dict
+from .chat import checked_tool_input, tool_arguments_to_input
+from .json_values import Json, WrongShape, expect_str, loads_or_none, optional_dict
 
 __all__ = ["error_body", "error_frame", "read_error", "tool_use"]
 
 
-def tool_use(call: Any, path: str, default_id: str | None = None) -> Json:
+def tool_use(call: Any, path: str = "", default_id: str | None = None) -> Json:
     """A Chat `tool_calls` entry (or legacy `function_call`) → an Anthropic `tool_use` block;
     unparsable arguments become {} (arguments nested too deeply to write out are WrongShape).
-    A call without an id gets `default_id` when given."""
-    function = optional_dict(call.get("function"), f"{path}.function")
+    A call without an id gets `default_id` when given. The call's own `path` names its
+    fields in a WrongShape."""
+    function = call.get("function")
     call_id = call.get("id")
-    if default_id is not None and (call_id is None or call_id == ""):
-        call_id = default_id
-    return {
-        "type": "tool_use",
-        "id": expect_str(call_id, f"{path}.id"),
-        "name": expect_str(function.get("name"), f"{path}.function.name"),
-        "input": checked_tool_input(function.get("arguments"), f"{path}.function.arguments"),
-    }
+    if isinstance(function, dict) and isinstance(call_id, str) and call_id:  # the usual call, checked inline
+        name, arguments = function.get("name"), function.get("arguments")
+        if isinstance(name, str) and isinstance(arguments, str) and arguments.count("{") + arguments.count("[") < 254:
+            return {"type": "tool_use", "id": call_id, "name": name, "input": tool_arguments_to_input(arguments)}
+    try:
+        function = optional_dict(function, "function")
+        if default_id is not None and (call_id is None or call_id == ""):
+            call_id = default_id
+        return {
+            "type": "tool_use",
+            "id": expect_str(call_id, "id"),
+            "name": expect_str(function.get("name"), "function.name"),
+            "input": checked_tool_input(function.get("arguments"), "function.arguments"),
+        }
+    except WrongShape as exc:
+        raise exc.within(path) if path else exc from None
 
 
 def read_error(body: bytes) -> tuple[bool, str | None, str]:

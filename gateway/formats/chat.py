@@ -45,7 +45,9 @@ def joined_text(content: Any, path: str, sep: str = "\n") -> str:
             raise WrongShape(f"{path}[{i}]", "an object")
         text = part.get("text")
         if text is not None:
-            texts.append(expect_str(text, f"{path}[{i}].text"))
+            if not isinstance(text, str):
+                raise WrongShape(f"{path}[{i}].text", "a string")
+            texts.append(text)
     return sep.join(texts)
 
 
@@ -79,16 +81,24 @@ def input_to_arguments(tool_input: Any, path: str) -> str:
     return dumps(optional_dict(tool_input, path), path).decode()
 
 
-def tool_call(block: Json, path: str) -> Json:
-    """An Anthropic `tool_use` block → a Chat `tool_calls` entry (id and name kept)."""
-    return {
-        "id": expect_str(block.get("id"), f"{path}.id"),
-        "type": "function",
-        "function": {
-            "name": expect_str(block.get("name"), f"{path}.name"),
-            "arguments": input_to_arguments(block.get("input"), f"{path}.input"),
-        },
-    }
+def tool_call(block: Json, path: str = "") -> Json:
+    """An Anthropic `tool_use` block → a Chat `tool_calls` entry (id and name kept); the
+    block's own `path` names its fields in a WrongShape."""
+    call_id, name, tool_input = block.get("id"), block.get("name"), block.get("input")
+    if isinstance(call_id, str) and isinstance(name, str) and isinstance(tool_input, dict):
+        try:  # the usual call, checked inline: this runs for every call of a long history
+            return {"id": call_id, "type": "function",
+                    "function": {"name": name, "arguments": orjson.dumps(tool_input).decode()}}
+        except orjson.JSONEncodeError:
+            pass
+    try:
+        return {
+            "id": expect_str(call_id, "id"),
+            "type": "function",
+            "function": {"name": expect_str(name, "name"), "arguments": input_to_arguments(tool_input, "input")},
+        }
+    except WrongShape as exc:
+        raise exc.within(path) if path else exc from None
 
 
 def read_error(body: bytes) -> tuple[bool, str]:
@@ -130,15 +140,17 @@ def tool_call_fragment(call: Json, position: int) -> ToolCallFragment:
     """One streamed `delta.tool_calls[]` entry: (index, id, name, arguments so far), each
     checked (WrongShape naming the field); an object for arguments, as a few servers send,
     becomes its JSON text."""
-    path = f"choices[0].delta.tool_calls[{position}]"
     index = call.get("index")
     if not isinstance(index, int):
         index = position
-    function = optional_dict(call.get("function"), f"{path}.function")
-    arguments = function.get("arguments")
-    if isinstance(arguments, dict):
-        arguments = dumps(arguments, f"{path}.function.arguments").decode()
-    else:
-        arguments = optional_str(arguments, f"{path}.function.arguments")
-    call_id = optional_str(call.get("id"), f"{path}.id")
-    return index, call_id, optional_str(function.get("name"), f"{path}.function.name"), arguments
+    try:
+        function = optional_dict(call.get("function"), "function")
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):
+            arguments = dumps(arguments, "function.arguments").decode()
+        else:
+            arguments = optional_str(arguments, "function.arguments")
+        call_id = optional_str(call.get("id"), "id")
+        return index, call_id, optional_str(function.get("name"), "function.name"), arguments
+    except WrongShape as exc:
+        raise exc.within(f"choices[0].delta.tool_calls[{position}]") from None

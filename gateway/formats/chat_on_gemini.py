@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from ..errors import BadRequest, openai_error_type
-from ..sse import DONE_FRAME, SSEEvent, encode_event, translate_block
+from ..sse import DONE_FRAME, SSEEvent, encode_event, event_data
 from ..usage import Usage, asks_for_stream_usage
 from . import chat, gemini
 from .gemini_schema import gemini_schema
@@ -609,16 +609,19 @@ def translate_error(status: int, body: bytes) -> tuple[int, bytes]:
 
 # --- stream: Gemini SSE chunks → Chat chunks -------------------------------------------
 
-_ROLE_DELTA = b'{"role":"assistant","content":""}'
+_ROLE_DELTA = b'{"role":"assistant","content":""'  # then the tail closes it
 
 
 class _Choice:
-    """Where one candidate's stream is: its chunk head, tools so far, whether it ended."""
+    """Where one candidate's stream is: its chunk head, tools so far, whether it ended;
+    `text` and `thought` are the frame starts of a text and a thought delta."""
 
-    __slots__ = ("called", "finished", "head", "next_tool")
+    __slots__ = ("called", "finished", "head", "next_tool", "text", "thought")
 
     def __init__(self, head: bytes) -> None:
         self.head = head
+        self.text = head + b'{"content":'
+        self.thought = head + b'{"reasoning_content":'
         self.next_tool = 0
         self.called = False
         self.finished = False
@@ -649,7 +652,7 @@ class ChatOnGeminiStream(StreamTranslator):
         self._ids = _CallIds(None)
         self._meta: Any = None  # the last usageMetadata read
         self._end = b',"usage":null}\n\n' if include_usage else b"}\n\n"
-        self._tail = b',"logprobs":null,"finish_reason":null}]' + self._end
+        self._tail = b'},"logprobs":null,"finish_reason":null}]' + self._end  # after a delta's last field
 
     @classmethod
     def for_request(cls, model: str, body: Json, injected_usage: bool) -> ChatOnGeminiStream:
@@ -658,22 +661,14 @@ class ChatOnGeminiStream(StreamTranslator):
     # --- public API -----------------------------------------------------------------
     def relay_block(self, block: bytes) -> bytes:
         """Every event of the block translated."""
-        return translate_block(self.feed, block)
+        frames: list[bytes] = []
+        for data in event_data(block):
+            frames += self._translate(data)
+        return b"".join(frames)
 
     def feed(self, event: SSEEvent) -> list[bytes]:
         """Translate one upstream chunk; returns zero or more frames."""
-        if self.failed or self.done:
-            return []
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
-            return self.fail("upstream sent an event that is not JSON")
-        if not isinstance(data, dict):
-            return self.fail("upstream sent an event that is not a JSON object")
-        try:
-            return self._on_chunk(data)
-        except WrongShape as exc:
-            return self.fail(malformed_message(str(exc)))
+        return self._translate(event.data)
 
     def finish(self) -> list[bytes]:
         """Upstream closed: the usage chunk and [DONE] when every candidate finished."""
@@ -691,6 +686,52 @@ class ChatOnGeminiStream(StreamTranslator):
         return chat.error_frame(message, status)
 
     # --- chunks ---------------------------------------------------------------------
+    def _translate(self, event_data: bytes) -> list[bytes]:
+        if self.failed or self.done:
+            return []
+        try:
+            data = orjson.loads(event_data)
+        except orjson.JSONDecodeError:
+            return self.fail("upstream sent an event that is not JSON")
+        if type(data) is not dict:
+            if not isinstance(data, dict):
+                return self.fail("upstream sent an event that is not a JSON object")
+        else:
+            frame = self._text_frame(data)
+            if frame is not None:
+                return [frame]
+        try:
+            return self._on_chunk(data)
+        except WrongShape as exc:
+            return self.fail(malformed_message(str(exc)))
+
+    def _text_frame(self, data: Json) -> bytes | None:
+        """The frame of the usual chunk (the started first candidate's next text, nothing
+        else), checked only as far as that shape needs; None sends the chunk the full way."""
+        candidates = data.get("candidates")
+        if type(candidates) is not list or len(candidates) != 1 or "error" in data:
+            return None
+        candidate = candidates[0]
+        if type(candidate) is not dict or "finishReason" in candidate:
+            return None
+        index = candidate.get("index", 0)
+        choice = self._choices.get(0)
+        if index != 0 or type(index) is not int or choice is None or choice.finished:
+            return None
+        content = candidate.get("content")
+        parts = content.get("parts") if type(content) is dict else None
+        if type(parts) is not list or len(parts) != 1:
+            return None
+        part = parts[0]
+        text = part.get("text") if type(part) is dict else None
+        if type(text) is not str or not text:
+            return None
+        meta = data.get("usageMetadata")
+        if meta is not None and meta != self._meta:  # cumulative: the latest replaces the earlier
+            self._meta = meta
+            self.usage = gemini.usage_from_gemini(meta)
+        return (choice.thought if part.get("thought") is True else choice.text) + orjson.dumps(text) + self._tail
+
     # Field paths for error messages are only built when a field has the wrong type.
     def _on_chunk(self, data: Json) -> list[bytes]:
         if "error" in data:
@@ -756,15 +797,15 @@ class ChatOnGeminiStream(StreamTranslator):
                 if not isinstance(part, dict):
                     raise WrongShape(f"candidates[{position}].content.parts[{j}]", "an object")
                 text = part.get("text")
-                if text and isinstance(text, str):  # the hot path
-                    field = b'{"reasoning_content":' if part.get("thought") is True else b'{"content":'
-                    frames.append(choice.head + field + orjson.dumps(text) + b"}" + self._tail)
+                if text and isinstance(text, str):
+                    start = choice.thought if part.get("thought") is True else choice.text
+                    frames.append(start + orjson.dumps(text) + self._tail)
                 elif "functionCall" in part:
                     path = f"candidates[{position}].content.parts[{j}]"
                     call = {"index": choice.next_tool, **_tool_call(part, path, self._ids)}
                     choice.next_tool += 1
                     choice.called = True
-                    frames.append(choice.head + b'{"tool_calls":[' + orjson.dumps(call) + b"]}" + self._tail)
+                    frames.append(choice.head + b'{"tool_calls":[' + orjson.dumps(call) + b"]" + self._tail)
                 elif text is not None and not isinstance(text, str):
                     raise WrongShape(f"candidates[{position}].content.parts[{j}].text", "a string")
         reason = candidate.get("finishReason")

@@ -210,21 +210,29 @@ def _convert_messages(messages: Any) -> tuple[str, list[Json]]:
     system: list[str] = []
     turns = TurnBuilder("content")
     for i, msg in enumerate(expect_list(messages, "messages")):
-        path = f"messages[{i}]"
-        role = expect_dict(msg, path).get("role")
-        if role == "system" or role == "developer":
-            text = chat.joined_text(msg.get("content"), f"{path}.content")
-            if text.strip():
-                system.append(text)
-        elif role == "user":
-            turns.add("user", _user_blocks(msg.get("content"), f"{path}.content"))
-        elif role == "assistant":
-            turns.add("assistant", _assistant_blocks(msg, path))
-        elif role == "tool":
-            turns.add("user", [], _tool_result(msg, path))
-        else:
-            raise _unsupported(f"{path}.role {describe(role)} is not supported", f"{path}.role")
+        try:
+            if not isinstance(msg, dict):
+                raise WrongShape("", "an object")
+            role = msg.get("role")
+            if role == "system" or role == "developer":
+                text = chat.joined_text(msg.get("content"), "content")
+                if text.strip():
+                    system.append(text)
+            elif role == "user":
+                turns.add("user", _user_blocks(msg.get("content")))
+            elif role == "assistant":
+                turns.add("assistant", _assistant_blocks(msg))
+            elif role == "tool":
+                turns.add("user", [], _tool_result(msg, i))
+            else:
+                raise _unsupported(f"messages[{i}].role {describe(role)} is not supported", f"messages[{i}].role")
+        except WrongShape as exc:
+            raise exc.within(f"messages[{i}]") from None
     return "\n".join(system), turns.finish()
+
+
+# Below, WrongShape paths are relative to the value read; the loops over arrays name the
+# element (`exc.within`), so a path is formatted only when something is wrong.
 
 
 def _text_block(text: Any) -> Json | None:
@@ -233,25 +241,34 @@ def _text_block(text: Any) -> Json | None:
     return None
 
 
-def _user_blocks(content: Any, path: str) -> list[Json]:
+def _user_blocks(content: Any) -> list[Json]:
     if isinstance(content, str) or content is None:
         block = _text_block(content)
         return [block] if block else []
     blocks: list[Json] = []
-    for j, part in enumerate(expect_list(content, path)):
-        kind = expect_dict(part, f"{path}[{j}]").get("type")
-        if kind == "text":
-            block = _text_block(optional_str(part.get("text"), f"{path}[{j}].text"))
-            if block:
-                blocks.append(block)
-        elif kind == "image_url":
-            image = part.get("image_url")
-            url = image.get("url") if isinstance(image, dict) else image
-            blocks.append(_image_block(url, f"{path}[{j}].image_url"))
-        elif kind == "file":
-            blocks.append(_document_block(optional_dict(part.get("file"), f"{path}[{j}].file")))
-        else:
-            raise _unsupported(f"content part {describe(kind)} is not supported by Anthropic", "messages")
+    if not isinstance(content, list):
+        raise WrongShape("content", "a string or an array")
+    for j, part in enumerate(content):
+        try:
+            if not isinstance(part, dict):
+                raise WrongShape("", "an object")
+            kind = part.get("type")
+            if kind == "text":
+                text = part.get("text")
+                if isinstance(text, str):
+                    if text.strip():
+                        blocks.append({"type": "text", "text": text})
+                elif text is not None:
+                    raise WrongShape("text", "a string")
+            elif kind == "image_url":
+                image = part.get("image_url")
+                blocks.append(_image_block(image.get("url") if isinstance(image, dict) else image))
+            elif kind == "file":
+                blocks.append(_document_block(optional_dict(part.get("file"), "file")))
+            else:
+                raise _unsupported(f"content part {describe(kind)} is not supported by Anthropic", "messages")
+        except WrongShape as exc:
+            raise exc.within(f"content[{j}]") from None
     return blocks
 
 
@@ -264,9 +281,9 @@ def _parse_data_url(url: str) -> tuple[str, str] | None:
     return params[0].strip().lower(), data
 
 
-def _image_block(url: Any, path: str) -> Json:
+def _image_block(url: Any) -> Json:
     if not isinstance(url, str):
-        raise WrongShape(f"{path}.url", "a string")
+        raise WrongShape("image_url.url", "a string")
     if url.startswith("data:"):
         parsed = _parse_data_url(url)
         if parsed is None:
@@ -302,12 +319,13 @@ def _document_block(file: Json) -> Json:
     return {"type": "document", "source": source}
 
 
-def _assistant_blocks(msg: Json, path: str) -> list[Json]:
+def _assistant_blocks(msg: Json) -> list[Json]:
     blocks: list[Json] = []
     content = msg.get("content")
     if isinstance(content, list):
         for j, part in enumerate(content):
-            part = expect_dict(part, f"{path}.content[{j}]")
+            if not isinstance(part, dict):
+                raise WrongShape(f"content[{j}]", "an object")
             block = _text_block(part.get("text") or part.get("refusal"))
             if block:
                 blocks.append(block)
@@ -316,28 +334,34 @@ def _assistant_blocks(msg: Json, path: str) -> list[Json]:
         if block:
             blocks.append(block)
     else:
-        raise WrongShape(f"{path}.content", "a string or an array")
+        raise WrongShape("content", "a string or an array")
     if not blocks:
         block = _text_block(msg.get("refusal"))
         if block:
             blocks.append(block)
-    for j, call in enumerate(optional_list(msg.get("tool_calls"), f"{path}.tool_calls")):
-        blocks.append(_tool_use_block(call, f"{path}.tool_calls[{j}]"))
+    calls = msg.get("tool_calls")
+    if not calls:
+        return blocks
+    if not isinstance(calls, list):
+        raise WrongShape("tool_calls", "an array")
+    for j, call in enumerate(calls):
+        try:
+            if not isinstance(call, dict):
+                raise WrongShape("", "an object")
+            if call.get("type", "function") != "function":
+                raise _unsupported("only function tool calls can be sent to Anthropic", "messages")
+            blocks.append(tool_use(call))
+        except WrongShape as exc:
+            raise exc.within(f"tool_calls[{j}]") from None
     return blocks
 
 
-def _tool_use_block(call: Any, path: str) -> Json:
-    if expect_dict(call, path).get("type", "function") != "function":
-        raise _unsupported("only function tool calls can be sent to Anthropic", "messages")
-    return tool_use(call, path)
-
-
-def _tool_result(msg: Json, path: str) -> Json:
+def _tool_result(msg: Json, i: int) -> Json:
     tool_call_id = msg.get("tool_call_id")
     if not isinstance(tool_call_id, str) or not tool_call_id:
-        raise BadRequest(f"{path} (role tool) needs a tool_call_id", param="messages")
+        raise BadRequest(f"messages[{i}] (role tool) needs a tool_call_id", param="messages")
     result: Json = {"type": "tool_result", "tool_use_id": tool_call_id}
-    text = chat.joined_text(msg.get("content"), f"{path}.content")
+    text = chat.joined_text(msg.get("content"), "content")
     if text:
         result["content"] = text
     return result
@@ -346,15 +370,21 @@ def _tool_result(msg: Json, path: str) -> Json:
 # --- tools -----------------------------------------------------------------------------
 
 
-def _function_of(tool: Any, path: str) -> Json:
+def _function_of(tool: Any) -> Json:
     """The `function` object of a Chat tool (or tool choice); {} when absent."""
-    return optional_dict(expect_dict(tool, path).get("function"), f"{path}.function")
+    return optional_dict(expect_dict(tool, "").get("function"), "function")
 
 
-def _function_name(tool: Any, path: str) -> str | None:
-    """The function name of a Chat tool; None when it has none (or not a string)."""
-    name = _function_of(tool, path).get("name")
-    return name if isinstance(name, str) else None
+def _function_names(tools: list[Any], path: str) -> list[str | None]:
+    """The function name of each Chat tool; None where it has none (or not a string)."""
+    names: list[str | None] = []
+    for i, tool in enumerate(tools):
+        try:
+            name = _function_of(tool).get("name")
+        except WrongShape as exc:
+            raise exc.within(f"{path}[{i}]") from None
+        names.append(name if isinstance(name, str) else None)
+    return names
 
 
 def _tools_and_choice(body: Json) -> tuple[list[Json], Json | None]:
@@ -363,13 +393,18 @@ def _tools_and_choice(body: Json) -> tuple[list[Json], Json | None]:
     if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         allowed = optional_dict(choice.get("allowed_tools"), "tool_choice.allowed_tools")
         allowed_tools = optional_list(allowed.get("tools"), "tool_choice.allowed_tools.tools")
-        names = {_function_name(t, f"tool_choice.allowed_tools.tools[{i}]") for i, t in enumerate(allowed_tools)}
+        names = set(_function_names(allowed_tools, "tool_choice.allowed_tools.tools"))
         names.discard(None)
-        tools = [t for i, t in enumerate(tools) if _function_name(t, f"tools[{i}]") in names]
+        tools = [t for t, name in zip(tools, _function_names(tools, "tools"), strict=True) if name in names]
         choice = allowed.get("mode", "auto")
     if not tools:
         return [], None
-    converted = [_tool(t, f"tools[{i}]") for i, t in enumerate(tools)]
+    converted = []
+    for i, tool in enumerate(tools):
+        try:
+            converted.append(_tool(tool))
+        except WrongShape as exc:
+            raise exc.within(f"tools[{i}]") from None
     tool_choice = _tool_choice(choice)
     if body.get("parallel_tool_calls") is False:
         tool_choice = tool_choice or {"type": "auto"}
@@ -378,12 +413,12 @@ def _tools_and_choice(body: Json) -> tuple[list[Json], Json | None]:
     return converted, tool_choice
 
 
-def _tool(tool: Any, path: str) -> Json:
-    function = _function_of(tool, path)
+def _tool(tool: Any) -> Json:
+    function = _function_of(tool)
     if tool.get("type", "function") != "function":
         raise _unsupported("only function tools can be sent to Anthropic", "tools")
     out: Json = {
-        "name": expect_str(function.get("name"), f"{path}.function.name"),
+        "name": expect_str(function.get("name"), "function.name"),
         "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
     }
     if function.get("description"):
@@ -403,8 +438,10 @@ def _tool_choice(choice: Any) -> Json | None:
     if choice == "none":
         return {"type": "none"}
     if isinstance(choice, dict) and choice.get("type") == "function":
-        name = _function_of(choice, "tool_choice").get("name")
-        return {"type": "tool", "name": expect_str(name, "tool_choice.function.name")}
+        try:
+            return {"type": "tool", "name": expect_str(_function_of(choice).get("name"), "function.name")}
+        except WrongShape as exc:
+            raise exc.within("tool_choice") from None
     what = describe(choice.get("type") if isinstance(choice, dict) else choice)
     raise _unsupported(f"tool_choice {what} is not supported by Anthropic", "tool_choice")
 
@@ -425,15 +462,16 @@ def translate_response(resp: Json, *, created: int | None = None) -> tuple[Json,
     reasoning: list[str] = []
     tool_calls: list[Json] = []
     for i, block in enumerate(optional_list(resp.get("content"), "content")):
-        if not isinstance(block, dict):
-            raise WrongShape(f"content[{i}]", "an object")
-        kind = block.get("type")
-        if kind == "text":
-            text.append(optional_str(block.get("text"), f"content[{i}].text") or "")
-        elif kind == "tool_use":
-            tool_calls.append(chat.tool_call(block, f"content[{i}]"))
-        elif kind == "thinking":
-            reasoning.append(optional_str(block.get("thinking"), f"content[{i}].thinking") or "")
+        try:
+            kind = expect_dict(block, "").get("type")
+            if kind == "text":
+                text.append(optional_str(block.get("text"), "text") or "")
+            elif kind == "tool_use":
+                tool_calls.append(chat.tool_call(block))
+            elif kind == "thinking":
+                reasoning.append(optional_str(block.get("thinking"), "thinking") or "")
+        except WrongShape as exc:
+            raise exc.within(f"content[{i}]") from None
     content = "".join(text)
     message: Json = {
         "role": "assistant",

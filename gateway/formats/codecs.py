@@ -17,7 +17,15 @@ import orjson
 from ..errors import BadRequest
 from ..routes import CHAT, EMBEDDINGS, MESSAGES, RESPONSES, TOKEN_COUNT
 from ..usage import Usage
-from . import chat_on_gemini, chat_on_messages, embeddings_on_gemini, messages_on_chat, native, responses_on_chat
+from . import (
+    chat_on_converse,
+    chat_on_gemini,
+    chat_on_messages,
+    embeddings_on_gemini,
+    messages_on_chat,
+    native,
+    responses_on_chat,
+)
 from .json_values import Json, provider_object
 from .stream import StreamTranslator
 from .token_estimate import count_tokens_response
@@ -155,6 +163,13 @@ _CODECS: dict[tuple[str, str], Codec] = {
     (TOKEN_COUNT, "gemini"): Codec(TOKEN_COUNT, None, native.read_messages_response,
                                    native.MessagesStreamRelay.for_request, native.relay_anthropic_error,
                                    local=count_tokens_response),
+    # Bedrock Converse: Chat through its own translator; count_tokens as a local estimate.
+    (CHAT, "bedrock"): Codec(CHAT, chat_on_converse.translate_request,
+                             _translated(chat_on_converse.translate_response, with_request=True),
+                             chat_on_converse.ChatOnConverseStream.for_request, chat_on_converse.translate_error),
+    (TOKEN_COUNT, "bedrock"): Codec(TOKEN_COUNT, None, native.read_messages_response,
+                                    native.MessagesStreamRelay.for_request, native.relay_anthropic_error,
+                                    local=count_tokens_response),
 }
 
 # The hub: a Messages client on any family served from Chat without a direct translator.

@@ -48,6 +48,16 @@ class WrongShape(Exception):
     def __init__(self, path: str, expected: str) -> None:
         super().__init__(f"{path} must be {expected}")
         self.path = path
+        self.expected = expected
+
+    def within(self, prefix: str) -> WrongShape:
+        """The same error named from the value that holds the field (`prefix`, e.g.
+        `messages[2]`). Loops over long arrays catch and rename instead of formatting the
+        path of every element they read: paths cost only when something is wrong."""
+        path = self.path
+        if path and path[0] != "[":
+            path = "." + path
+        return WrongShape(prefix + path, self.expected)
 
 
 def malformed_message(detail: str) -> str:

@@ -78,7 +78,10 @@ def translate_request(body: Json, default_max_tokens: int = 4096) -> Json:
     if system:
         messages.append({"role": "system", "content": system})
     for i, msg in enumerate(expect_list(body.get("messages"), "messages")):
-        _convert_message(msg, f"messages[{i}]", messages)
+        try:
+            _convert_message(msg, i, messages)
+        except WrongShape as exc:
+            raise exc.within(f"messages[{i}]") from None
     out: Json = {"model": body.get("model"), "messages": messages}
     if body.get("max_tokens") is not None:
         out["max_completion_tokens"] = body["max_tokens"]
@@ -100,71 +103,85 @@ def translate_request(body: Json, default_max_tokens: int = 4096) -> Json:
     return out
 
 
-def _convert_message(msg: Any, path: str, out: list[Json]) -> None:
-    role = expect_dict(msg, path).get("role")
+# Below, WrongShape paths are relative to the value read; the loops over arrays name the
+# element (`exc.within`), so a path is formatted only when something is wrong.
+
+
+def _convert_message(msg: Any, i: int, out: list[Json]) -> None:
+    if not isinstance(msg, dict):
+        raise WrongShape("", "an object")
+    role = msg.get("role")
     content = msg.get("content")
     if role == "user":
-        _user_messages(content, f"{path}.content", out)
+        _user_messages(content, out)
     elif role == "assistant":
-        assistant = _assistant_message(content, f"{path}.content")
+        assistant = _assistant_message(content)
         if assistant is not None:
             out.append(assistant)
     elif role == "system":
-        text = chat.joined_text(content, f"{path}.content")
+        text = chat.joined_text(content, "content")
         if text:
             out.append({"role": "system", "content": text})
     else:
-        raise BadRequest(f"{path}.role {describe(role)} is not supported", param=f"{path}.role")
+        raise BadRequest(f"messages[{i}].role {describe(role)} is not supported", param=f"messages[{i}].role")
 
 
-def _user_messages(content: Any, path: str, out: list[Json]) -> None:
+def _user_messages(content: Any, out: list[Json]) -> None:
     if isinstance(content, str):
         if content:
             out.append({"role": "user", "content": content})
         return
     parts: list[Json] = []
-    for j, block in enumerate(expect_list(content, path)):
-        where = f"{path}[{j}]"
-        kind = expect_dict(block, where).get("type")
-        if kind == "tool_result":
-            out.append(_tool_message(block, where, parts))
-        elif kind == "text":
-            text = optional_str(block.get("text"), f"{where}.text")
-            if text:
-                parts.append({"type": "text", "text": text})
-        elif kind == "image" or kind == "document":
-            parts.append(_media_part(block, where))
-        elif kind not in ("thinking", "redacted_thinking"):
-            raise _unsupported(f"content block {describe(kind)} cannot be sent to a Chat provider")
+    for j, block in enumerate(expect_list(content, "content")):
+        try:
+            if not isinstance(block, dict):
+                raise WrongShape("", "an object")
+            kind = block.get("type")
+            if kind == "text":
+                text = block.get("text")
+                if text:
+                    if not isinstance(text, str):
+                        raise WrongShape("text", "a string")
+                    parts.append({"type": "text", "text": text})
+                elif text is not None and text != "":
+                    raise WrongShape("text", "a string")
+            elif kind == "tool_result":
+                out.append(_tool_message(block, parts))
+            elif kind == "image" or kind == "document":
+                parts.append(_media_part(block))
+            elif kind not in ("thinking", "redacted_thinking"):
+                raise _unsupported(f"content block {describe(kind)} cannot be sent to a Chat provider")
+        except WrongShape as exc:
+            raise exc.within(f"content[{j}]") from None
     if len(parts) == 1 and parts[0]["type"] == "text":
         out.append({"role": "user", "content": parts[0]["text"]})
     elif parts:
         out.append({"role": "user", "content": parts})
 
 
-def _media_part(block: Json, path: str) -> Json:
-    source = optional_dict(block.get("source"), f"{path}.source")
+def _media_part(block: Json) -> Json:
+    source = optional_dict(block.get("source"), "source")
     kind = source.get("type")
     media_type = source.get("media_type")
     if block["type"] == "image":
         if kind == "base64":
-            media_type = expect_str(media_type, f"{path}.source.media_type")
-            url = f"data:{media_type};base64,{expect_str(source.get('data'), f'{path}.source.data')}"
+            media_type = expect_str(media_type, "source.media_type")
+            url = f"data:{media_type};base64,{expect_str(source.get('data'), 'source.data')}"
         elif kind == "url":
-            url = expect_str(source.get("url"), f"{path}.source.url")
+            url = expect_str(source.get("url"), "source.url")
         else:
             raise _unsupported(f"image source {describe(kind)} cannot be sent to a Chat provider")
         return {"type": "image_url", "image_url": {"url": url}}
     if kind == "text":
-        return {"type": "text", "text": optional_str(source.get("data"), f"{path}.source.data") or ""}
+        return {"type": "text", "text": optional_str(source.get("data"), "source.data") or ""}
     if kind == "base64" and media_type == "application/pdf":
-        data_url = f"data:application/pdf;base64,{expect_str(source.get('data'), f'{path}.source.data')}"
-        filename = optional_str(block.get("title"), f"{path}.title") or "document.pdf"
+        data_url = f"data:application/pdf;base64,{expect_str(source.get('data'), 'source.data')}"
+        filename = optional_str(block.get("title"), "title") or "document.pdf"
         return {"type": "file", "file": {"file_data": data_url, "filename": filename}}
     raise _unsupported(f"document source {describe(kind)} cannot be sent to a Chat provider")
 
 
-def _tool_message(block: Json, path: str, parts: list[Json]) -> Json:
+def _tool_message(block: Json, parts: list[Json]) -> Json:
     tool_use_id = block.get("tool_use_id")
     if not isinstance(tool_use_id, str) or not tool_use_id:
         raise BadRequest("tool_result blocks need a tool_use_id", param="messages")
@@ -172,35 +189,45 @@ def _tool_message(block: Json, path: str, parts: list[Json]) -> Json:
     if isinstance(content, list):
         texts: list[str] = []
         for k, item in enumerate(content):
-            where = f"{path}.content[{k}]"
-            kind = expect_dict(item, where).get("type")
-            if kind == "text":
-                texts.append(optional_str(item.get("text"), f"{where}.text") or "")
-            elif kind == "image" or kind == "document":
-                parts.append(_media_part(item, where))
-            else:
-                raise _unsupported("tool_result content must be text, image or document blocks")
+            try:
+                kind = expect_dict(item, "").get("type")
+                if kind == "text":
+                    texts.append(optional_str(item.get("text"), "text") or "")
+                elif kind == "image" or kind == "document":
+                    parts.append(_media_part(item))
+                else:
+                    raise _unsupported("tool_result content must be text, image or document blocks")
+            except WrongShape as exc:
+                raise exc.within(f"content[{k}]") from None
         text = "\n".join(texts)
     else:
-        text = optional_str(content, f"{path}.content") or ""
+        text = optional_str(content, "content") or ""
     if block.get("is_error"):
         text = TOOL_ERROR_PREFIX + text
     return {"role": "tool", "tool_call_id": tool_use_id, "content": text}
 
 
-def _assistant_message(content: Any, path: str) -> Json | None:
+def _assistant_message(content: Any) -> Json | None:
     if isinstance(content, str):
         return {"role": "assistant", "content": content} if content else None
     texts: list[str] = []
     calls: list[Json] = []
-    for j, block in enumerate(expect_list(content, path)):
-        kind = expect_dict(block, f"{path}[{j}]").get("type")
-        if kind == "text":
-            texts.append(optional_str(block.get("text"), f"{path}[{j}].text") or "")
-        elif kind == "tool_use":
-            calls.append(chat.tool_call(block, f"{path}[{j}]"))
-        elif kind not in ("thinking", "redacted_thinking"):
-            raise _unsupported(f"content block {describe(kind)} cannot be sent to a Chat provider")
+    for j, block in enumerate(expect_list(content, "content")):
+        try:
+            if not isinstance(block, dict):
+                raise WrongShape("", "an object")
+            kind = block.get("type")
+            if kind == "text":
+                text = block.get("text")
+                if not isinstance(text, str):
+                    text = optional_str(text, "text") or ""
+                texts.append(text)
+            elif kind == "tool_use":
+                calls.append(chat.tool_call(block))
+            elif kind not in ("thinking", "redacted_thinking"):
+                raise _unsupported(f"content block {describe(kind)} cannot be sent to a Chat provider")
+        except WrongShape as exc:
+            raise exc.within(f"content[{j}]") from None
     text = "".join(texts)
     if not text and not calls:
         return None
@@ -214,7 +241,12 @@ def _copy_tools(body: Json, out: Json) -> None:
     tools = optional_list(body.get("tools"), "tools")
     if not tools:
         return
-    out["tools"] = [_function_tool(t, f"tools[{i}]") for i, t in enumerate(tools)]
+    out["tools"] = converted = []
+    for i, tool in enumerate(tools):
+        try:
+            converted.append(_function_tool(tool))
+        except WrongShape as exc:
+            raise exc.within(f"tools[{i}]") from None
     choice = body.get("tool_choice")
     if not isinstance(choice, dict):
         return
@@ -234,8 +266,8 @@ def _copy_tools(body: Json, out: Json) -> None:
         out["parallel_tool_calls"] = False
 
 
-def _function_tool(tool: Any, path: str) -> Json:
-    kind = expect_dict(tool, path).get("type")
+def _function_tool(tool: Any) -> Json:
+    kind = expect_dict(tool, "").get("type")
     if kind not in (None, "custom"):
         raise BadRequest(
             f"server tool {describe(kind)} cannot be sent to an OpenAI-compatible provider",
@@ -243,7 +275,7 @@ def _function_tool(tool: Any, path: str) -> Json:
             code="unsupported_parameter",
         )
     function: Json = {
-        "name": expect_str(tool.get("name"), f"{path}.name"),
+        "name": expect_str(tool.get("name"), "name"),
         "parameters": tool.get("input_schema") or {"type": "object", "properties": {}},
     }
     if tool.get("description"):
@@ -291,8 +323,10 @@ def translate_response(resp: Json) -> tuple[Json, Usage]:
     if isinstance(message.get("function_call"), dict):
         calls.append({"function": message["function_call"]})
     for i, call in enumerate(calls):
-        path = f"choices[0].message.tool_calls[{i}]"
-        content.append(anthropic.tool_use(expect_dict(call, path), path, default_id=f"toolu_gw_{i}"))
+        try:
+            content.append(anthropic.tool_use(expect_dict(call, ""), default_id=f"toolu_gw_{i}"))
+        except WrongShape as exc:
+            raise exc.within(f"choices[0].message.tool_calls[{i}]") from None
     finish = "content_filter" if refusal else optional_str(choice.get("finish_reason"), "choices[0].finish_reason")
     usage = Usage.from_chat(resp.get("usage"))
     out = {

@@ -68,19 +68,31 @@ def estimate_messages_tokens(body: Json) -> int:
     """Estimated `input_tokens` for a Messages / count_tokens request body; BadRequest
     naming the field when a value the estimate reads has the wrong JSON type."""
     counter = _Counter()
-    counter.add_content(expect_dict(body, "body").get("system"), "system")
+    counter.add_content(expect_dict(body, "body").get("system"), ("system",))
     messages = optional_list(body.get("messages"), "messages")
     for i, message in enumerate(messages):
-        counter.add_content(expect_dict(message, f"messages[{i}]").get("content"), f"messages[{i}].content")
+        if not isinstance(message, dict):
+            raise WrongShape(f"messages[{i}]", "an object")
+        counter.add_content(message.get("content"), ("messages", i, "content"))
     tools = optional_list(body.get("tools"), "tools")
     for i, tool in enumerate(tools):
-        counter.text_bytes += len(dumps(tool, f"tools[{i}]"))
+        try:
+            counter.text_bytes += len(dumps(tool, ""))
+        except WrongShape as exc:
+            raise exc.within(f"tools[{i}]") from None
     tokens = math.ceil(counter.text_bytes / BYTES_PER_TOKEN) + counter.tokens
     tokens += REQUEST_OVERHEAD + MESSAGE_OVERHEAD * len(messages)
     if tools:
         forced = optional_dict(body.get("tool_choice"), "tool_choice").get("type") in ("any", "tool")
         tokens += FORCED_TOOLS_PROMPT_TOKENS if forced else TOOLS_PROMPT_TOKENS
     return tokens
+
+
+Path = tuple[str | int, ...]  # ("messages", 2, "content"): formatted only for an error
+
+
+def _path_text(path: Path) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")
 
 
 class _Counter:
@@ -93,13 +105,13 @@ class _Counter:
     def __init__(self) -> None:
         self.text_bytes = 0
         self.tokens = 0
-        self._pending: list[tuple[Any, str]] = []
+        self._pending: list[tuple[Any, Path]] = []
 
     def add_text(self, value: Any) -> None:
         if isinstance(value, str):
             self.text_bytes += len(value.encode())
 
-    def add_content(self, content: Any, path: str) -> None:
+    def add_content(self, content: Any, path: Path) -> None:
         """A string, or a list of blocks (and everything nested in them); null adds nothing."""
         pending = self._pending
         pending.append((content, path))
@@ -109,32 +121,36 @@ class _Counter:
                 self.add_text(content)
             elif isinstance(content, list):
                 for j, block in enumerate(content):
-                    self._add_block(expect_dict(block, f"{path}[{j}]"), f"{path}[{j}]")
+                    try:
+                        self._add_block(expect_dict(block, ""), path, j)
+                    except WrongShape as exc:
+                        raise exc.within(f"{_path_text(path)}[{j}]") from None
             elif content is not None:
-                raise WrongShape(path, "a string or an array")
+                raise WrongShape(_path_text(path), "a string or an array")
 
-    def _add_block(self, block: Json, path: str) -> None:
+    def _add_block(self, block: Json, path: Path, j: int) -> None:
+        """One block, element `j` of the content at `path` (WrongShape paths from the block)."""
         kind = block.get("type")
         if kind == "text":
             self.add_text(block.get("text"))
         elif kind == "image":
-            self.tokens += _image_tokens(optional_dict(block.get("source"), f"{path}.source"))
+            self.tokens += _image_tokens(optional_dict(block.get("source"), "source"))
         elif kind == "document":
-            self._add_document(optional_dict(block.get("source"), f"{path}.source"), f"{path}.source")
+            self._add_document(optional_dict(block.get("source"), "source"), path, j)
         elif kind in ("tool_use", "server_tool_use"):
             self.add_text(block.get("name"))
-            self.text_bytes += len(dumps(block.get("input") or {}, f"{path}.input"))
+            self.text_bytes += len(dumps(block.get("input") or {}, "input"))
         elif kind == "tool_result":
-            self._pending.append((block.get("content"), f"{path}.content"))
+            self._pending.append((block.get("content"), (*path, j, "content")))
         elif kind not in ("thinking", "redacted_thinking"):
-            self.text_bytes += len(dumps(block, path))  # other blocks: their JSON size
+            self.text_bytes += len(dumps(block, ""))  # other blocks: their JSON size
 
-    def _add_document(self, source: Json, path: str) -> None:
+    def _add_document(self, source: Json, path: Path, j: int) -> None:
         kind = source.get("type")
         if kind == "text":
             self.add_text(source.get("data"))
         elif kind == "content":
-            self._pending.append((source.get("content"), f"{path}.content"))
+            self._pending.append((source.get("content"), (*path, j, "source", "content")))
         elif kind == "base64":
             self.tokens += PDF_PAGE_TOKENS * _pdf_pages(source.get("data"))
         else:

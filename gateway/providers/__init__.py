@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from ..config import ProviderConfig
 from .anthropic import AnthropicProvider
+from .azure import AzureProvider
 from .base import Provider
+from .bedrock import BedrockProvider
 from .gemini import GeminiProvider
 from .mock import MockProvider
 from .openai import OpenAIProvider
@@ -18,6 +20,8 @@ _KINDS: dict[str, type[Provider]] = {
     "mock": MockProvider,
     "gemini": GeminiProvider,
     "vertex": VertexProvider,
+    "azure": AzureProvider,
+    "bedrock": BedrockProvider,
 }
 
 
