@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from .attempt import shape_attempt
-from .errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from .errors import BadRequest, GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from .exchange import SESSION, STATE, Exchange
 from .formats.codecs import Codec, sanitize_error_body
 from .formats.stream_pipe import StreamPipe
@@ -143,13 +143,17 @@ async def _attempt(request: web.Request, ex: Exchange, final: bool) -> web.Strea
     codec, provider, body = ex.codec, ex.provider, ex.body
     assert codec is not None and provider is not None and body is not None
     try:
+        data = orjson.dumps(body) if ex.body_changed else ex.raw_body
+    except orjson.JSONEncodeError:  # orjson reads 1024 levels of nesting but writes 254
+        raise BadRequest("the request body is nested too deeply to be sent on") from None
+    try:
         resp: UpstreamResponse = await provider.send(
             request.app[SESSION],
             request.app[STATE].client_timeouts[provider.name],
             codec.upstream_route,
             provider.request_url(codec.upstream_route, ex.upstream_model, ex.stream),
             provider.request_headers(request.headers),
-            orjson.dumps(body) if ex.body_changed else ex.raw_body,
+            data,
             body,
         )
     except (UpstreamTimeout, UpstreamUnreachable) as err:

@@ -244,3 +244,15 @@ async def test_failure_the_handler_cannot_end_cuts_the_connection_instead_of_a_s
         with pytest.raises(aiohttp.ClientPayloadError):
             await resp.read()
     assert sum("failed after its answer began" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_a_rewritten_body_nested_too_deeply_to_send_is_a_400(make_gateway: GatewayFactory,
+                                                                  fake_openai: FakeOpenAI) -> None:
+    # "renamed" rewrites the body (defaults, overrides, model), so the gateway serialises it again:
+    # orjson reads 1024 levels but writes only 254.
+    gateway = await make_gateway(base_config(str(fake_openai.server.make_url("/v1"))))
+    deep = b"[" * 600 + b"]" * 600
+    body = b'{"model":"renamed","messages":[{"role":"user","content":"hi"}],"metadata":{"a":' + deep + b"}}"
+    status, _, answer = await post(gateway, "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    assert status == 400 and "nested too deeply" in answer["error"]["message"]
+    assert fake_openai.requests == []

@@ -139,11 +139,10 @@ def _user_messages(content: Any, out: list[Json]) -> None:
             kind = block.get("type")
             if kind == "text":
                 text = block.get("text")
-                if text:
-                    if not isinstance(text, str):
-                        raise WrongShape("text", "a string")
-                    parts.append({"type": "text", "text": text})
-                elif text is not None and text != "":
+                if isinstance(text, str):
+                    if text:
+                        parts.append({"type": "text", "text": text})
+                elif text is not None:
                     raise WrongShape("text", "a string")
             elif kind == "tool_result":
                 out.append(_tool_message(block, parts))
