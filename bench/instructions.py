@@ -53,6 +53,10 @@ CASES: dict[str, tuple[Scenario, bool]] = {  # name -> (what is sent and how man
                         model="bench-gemini"), False),
     "gemini-stream": (Scenario("gemini-stream", "Chat client -> Gemini provider, streaming", "openai", True,
                                CONCURRENCY, model="bench-gemini"), False),
+    # A Chat client translated for Bedrock ConverseStream (SigV4 signing, eventstream decoding):
+    # compare with stream.
+    "bedrock-stream": (Scenario("bedrock-stream", "Chat client -> Bedrock provider, streaming", "openai", True,
+                                CONCURRENCY, model="bench-bedrock"), False),
 }
 
 

@@ -36,6 +36,14 @@ kind = "gemini"
 base_url = "http://127.0.0.1:{upstream_port}"
 api_key = {{ env = "BENCH_UPSTREAM_KEY" }}
 
+[[providers]]
+name = "fake-bedrock"
+kind = "bedrock"
+region = "us-east-1"
+base_url = "http://127.0.0.1:{upstream_port}"
+aws_access_key_id = {{ env = "BENCH_AWS_ACCESS_KEY_ID" }}
+aws_secret_access_key = {{ env = "BENCH_AWS_SECRET_ACCESS_KEY" }}
+
 [[models]]
 name = "*"
 provider = "fake-openai"
@@ -43,6 +51,10 @@ provider = "fake-openai"
 [[models]]
 name = "bench-gemini*"         # a Chat client translated for a Gemini provider
 provider = "fake-gemini"
+
+[[models]]
+name = "bench-bedrock*"        # a Chat client translated for Bedrock Converse (SigV4-signed)
+provider = "fake-bedrock"
 
 [[models]]
 name = "bench-virtual"         # a virtual model whose first target is healthy
@@ -173,7 +185,8 @@ def start_gateway(upstream: Service, workers: int, cores: str | None, workdir: P
     log = workdir / f"gateway-w{workers}.log"
     command = [*pin(cores), *wrapper, sys.executable, "-m", "gateway", "--config", str(config),
                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    env = {**os.environ, "BENCH_UPSTREAM_KEY": "bench-key", "BENCH_CLIENT_KEY": CLIENT_KEY}
+    env = {**os.environ, "BENCH_UPSTREAM_KEY": "bench-key", "BENCH_CLIENT_KEY": CLIENT_KEY,
+           "BENCH_AWS_ACCESS_KEY_ID": "AKIDBENCH", "BENCH_AWS_SECRET_ACCESS_KEY": "bench-secret"}
     access_log = workdir / f"gateway-w{workers}.access.log"
     with log.open("wb") as sink, access_log.open("wb") as access:
         process = subprocess.Popen(command, cwd=ROOT, stdout=access, stderr=sink,

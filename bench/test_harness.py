@@ -66,6 +66,28 @@ def test_gemini_stream_is_what_the_gateways_translator_reads_to_the_end() -> Non
     assert whole["candidates"][0]["finishReason"] == "STOP"
 
 
+def test_bedrock_stream_is_what_the_gateways_provider_and_translator_read_to_the_end() -> None:
+    from gateway.formats.chat_on_converse import ChatOnConverseStream
+    from gateway.formats.stream_pipe import StreamPipe
+    from gateway.providers.bedrock import _Bytes, _EventStreamBody
+
+    async def decoded() -> bytes:
+        body = _EventStreamBody(_Bytes(b"".join(upstream.bedrock_frames(3))))
+        out = b""
+        while chunk := await body.readany():
+            out += chunk
+        return out
+
+    pipe = StreamPipe(ChatOnConverseStream("m", {"stream_options": {"include_usage": True}}))
+    out = pipe.feed(asyncio.run(decoded())) + pipe.finish()
+    assert pipe.translator.done and not pipe.translator.failed
+    assert pipe.translator.usage.to_chat()["completion_tokens"] == 3
+    chunks = [json.loads(f[6:]) for f in out.split(b"\n\n") if f.startswith(b"data: {")]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == "tok0 tok1 tok2 "
+    whole = json.loads(upstream.bedrock_json(3))
+    assert whole["stopReason"] == "end_turn" and whole["usage"]["outputTokens"] == 3
+
+
 def test_anthropic_stream_event_order() -> None:
     frames = upstream.anthropic_frames("m", 2)
     names = [f.split(b"\n", 1)[0].decode() for f in frames]

@@ -1,5 +1,6 @@
-"""A fast fake LLM upstream: OpenAI Chat Completions, Anthropic Messages and Gemini
-``generateContent`` / ``streamGenerateContent?alt=sse``, JSON and SSE.
+"""A fast fake LLM upstream: OpenAI Chat Completions, Anthropic Messages, Gemini
+``generateContent`` / ``streamGenerateContent?alt=sse`` and Bedrock ``/model/{id}/converse``
+/ ``converse-stream`` (eventstream binary frames; signatures are not checked), JSON and SSE.
 
 Every response body is built once per (API, model, stream, usage) and cached as bytes, and
 requests go through aiohttp's low-level ``web.Server`` (no router, no middleware), so the
@@ -29,6 +30,7 @@ from typing import Any
 import attrs
 from aiohttp import web
 
+from bench import eventstream
 from bench.serving import run_server
 
 try:
@@ -46,6 +48,7 @@ except ImportError:  # pragma: no cover - orjson is a gateway dependency
 CREATED = 1730000000
 PROMPT_TOKENS = 12
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+EVENTSTREAM_HEADERS = {"Content-Type": "application/vnd.amazon.eventstream"}
 JSON_CT = "application/json"
 
 
@@ -199,6 +202,27 @@ def gemini_frames(model: str, chunks: int) -> tuple[bytes, ...]:
                  for i, word in enumerate(words))
 
 
+def _bedrock_usage(output_tokens: int) -> dict[str, int]:
+    return {"inputTokens": PROMPT_TOKENS, "outputTokens": output_tokens, "totalTokens": PROMPT_TOKENS + output_tokens}
+
+
+def bedrock_json(chunks: int) -> bytes:
+    """A Converse answer whose text is ``chunks`` words."""
+    return _dumps({"output": {"message": {"role": "assistant", "content": [{"text": "".join(_words(chunks))}]}},
+                   "stopReason": "end_turn", "usage": _bedrock_usage(chunks), "metrics": {"latencyMs": 1}})
+
+
+def bedrock_frames(chunks: int) -> tuple[bytes, ...]:
+    """ConverseStream eventstream frames: messageStart, a contentBlockDelta per word,
+    contentBlockStop, messageStop and the metadata event with usage."""
+    deltas = [eventstream.event("contentBlockDelta", _dumps({"contentBlockIndex": 0, "delta": {"text": word}}))
+              for word in _words(chunks)]
+    return (eventstream.event("messageStart", b'{"role":"assistant"}'), *deltas,
+            eventstream.event("contentBlockStop", b'{"contentBlockIndex":0}'),
+            eventstream.event("messageStop", b'{"stopReason":"end_turn"}'),
+            eventstream.event("metadata", _dumps({"usage": _bedrock_usage(chunks), "metrics": {"latencyMs": 1}})))
+
+
 class FakeUpstream:
     """The request handler plus its caches of knobs and canned replies."""
 
@@ -226,6 +250,8 @@ class FakeUpstream:
                          else Canned(openai_json(model, chunks)))
             elif api == "gemini":
                 found = Canned.stream(gemini_frames(model, chunks)) if stream else Canned(gemini_json(model, chunks))
+            elif api == "bedrock":
+                found = Canned.stream(bedrock_frames(chunks)) if stream else Canned(bedrock_json(chunks))
             else:
                 found = (Canned.stream(anthropic_frames(model, chunks)) if stream
                          else Canned(anthropic_json(model, chunks)))
@@ -233,10 +259,12 @@ class FakeUpstream:
         return found
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        """Answer ``POST /v1/chat/completions``, ``POST /v1/messages`` and Gemini's
-        ``POST /v1beta/models/{model}:generateContent`` / ``:streamGenerateContent``."""
+        """Answer ``POST /v1/chat/completions``, ``POST /v1/messages``, Gemini's
+        ``POST /v1beta/models/{model}:generateContent`` / ``:streamGenerateContent`` and
+        Bedrock's ``POST /model/{model}/converse`` / ``converse-stream``."""
         path = request.path
         gemini_model = ""
+        method = ""
         if path.endswith("/chat/completions"):
             api = "openai"
         elif path.endswith("/messages"):
@@ -246,6 +274,11 @@ class FakeUpstream:
             gemini_model, _, method = path[len("/v1beta/models/"):].partition(":")
             if method not in ("generateContent", "streamGenerateContent"):
                 return web.Response(status=404, body=b'{"error":"not found"}', content_type=JSON_CT)
+        elif path.startswith("/model/"):
+            api = "bedrock"
+            gemini_model, _, method = path[len("/model/"):].partition("/")
+            if method not in ("converse", "converse-stream"):
+                return web.Response(status=404, body=b'{"error":"not found"}', content_type=JSON_CT)
         else:
             return web.Response(status=404, body=b'{"error":"not found"}', content_type=JSON_CT)
         if request.method != "POST":
@@ -254,6 +287,8 @@ class FakeUpstream:
             payload = _loads(await request.read())
             if api == "gemini":
                 model, stream = gemini_model, method == "streamGenerateContent"
+            elif api == "bedrock":
+                model, stream = gemini_model, method == "converse-stream"
             else:
                 model = str(payload.get("model") or "bench")
                 stream = bool(payload.get("stream"))
@@ -267,7 +302,7 @@ class FakeUpstream:
             await asyncio.sleep(knobs.latency)
         if not stream:
             return web.Response(body=canned.body, content_type=JSON_CT)
-        response = web.StreamResponse(headers=SSE_HEADERS)
+        response = web.StreamResponse(headers=EVENTSTREAM_HEADERS if api == "bedrock" else SSE_HEADERS)
         await response.prepare(request)
         if knobs.gap is None and not knobs.idle:
             await response.write(canned.body)

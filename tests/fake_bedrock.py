@@ -1,4 +1,4 @@
-"""A fake Amazon Bedrock runtime (Converse and ConverseStream) that verifies every request's
+"""A fake Amazon Bedrock runtime (Converse, ConverseStream, InvokeModel for embedders) that verifies every request's
 SigV4 signature by recomputing it with botocore, checks the Converse rules the real service
 enforces (no `model` in the body, toolConfig whenever tool blocks are in the history, tool
 names within `[a-zA-Z0-9_-]{1,64}`), and streams real eventstream binary frames."""
@@ -62,7 +62,7 @@ class BedrockBehaviour:
 
 
 class FakeBedrock:
-    """`POST /model/{modelId}/converse[-stream]`, signed by the given credentials only."""
+    """`POST /model/{modelId}/converse[-stream]` and `/invoke`, signed by the given credentials only."""
 
     def __init__(self, access_key: str, secret_key: str, region: str, session_token: str | None = None,
                  api_key: str | None = None) -> None:
@@ -114,13 +114,15 @@ class FakeBedrock:
             return self._error(403, "InvalidSignatureException", problem)
         self.verified += 1
         parts = request.raw_path.partition("?")[0].split("/")
-        if len(parts) != 4 or parts[1] != "model" or parts[3] not in ("converse", "converse-stream"):
+        if len(parts) != 4 or parts[1] != "model" or parts[3] not in ("converse", "converse-stream", "invoke"):
             return self._error(404, "UnknownOperationException", "unknown operation")
         self.models.append(unquote(parts[2]))
         b = self.behaviour
         if b.error is not None:
             return self._error(*b.error)
         body = rec.json()
+        if parts[3] == "invoke":
+            return _embeddings(unquote(parts[2]), body)
         problem = _converse_problem(body)
         if problem is not None:
             return self._error(400, "ValidationException", problem)
@@ -162,6 +164,39 @@ class FakeBedrock:
                 await asyncio.sleep(0)
         await resp.write_eof()
         return resp
+
+
+def embedding_of(text: str, size: int = 4) -> list[float]:
+    """The fake's embedding of `text`: a small vector that tells texts apart."""
+    return [float(len(text)), *(0.25 * (i + 1) for i in range(size - 1))]
+
+
+def _embeddings(model: str, body: Any) -> web.Response:
+    """InvokeModel for Titan (`inputText` only) and Cohere (`texts` + `input_type`) embedders,
+    refusing bodies the real models would (a ValidationException)."""
+    def invalid(message: str) -> web.Response:
+        return web.Response(status=400, body=orjson.dumps({"message": message}), content_type="application/json",
+                            headers={"x-amzn-ErrorType": "ValidationException:http://internal.amazon.com/"})
+
+    if model.startswith("cohere.embed"):
+        texts = body.get("texts")
+        if set(body) - {"texts", "input_type", "truncate", "embedding_types"} or not isinstance(texts, list):
+            return invalid("Malformed input request: extraneous key")
+        if body.get("input_type") not in ("search_document", "search_query", "classification", "clustering"):
+            return invalid("Malformed input request: #: required key [input_type] not found")
+        vectors = [embedding_of(t) for t in texts]
+        embeddings: Any = {"float": vectors} if body.get("embedding_types") else vectors
+        return web.json_response({"embeddings": embeddings, "id": "emb-1", "texts": texts,
+                                  "response_type": "embeddings_floats"})
+    if not model.startswith("amazon.titan-embed"):
+        return invalid("The provided model identifier is invalid.")
+    allowed = {"inputText"} if model.startswith("amazon.titan-embed-text-v1") else {
+        "inputText", "dimensions", "normalize", "embeddingTypes"}
+    text = body.get("inputText")
+    if set(body) - allowed or not isinstance(text, str):
+        return invalid("Malformed input request: extraneous key or inputText missing")
+    size = body.get("dimensions", 4)
+    return web.json_response({"embedding": embedding_of(text, size), "inputTextTokenCount": len(text.split())})
 
 
 def _converse_problem(body: Any) -> str | None:

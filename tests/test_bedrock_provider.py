@@ -15,10 +15,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from gateway.config import ConfigError, parse_config
+from gateway.errors import MalformedUpstream
+from gateway.formats import embeddings_on_bedrock
 from gateway.providers import build_provider
 from gateway.providers.bedrock import _Bytes, _EventStreamBody
 from tests.conftest import GatewayFactory, SDKClients, base_config, serve_fake
-from tests.fake_bedrock import FakeBedrock, event, eventstream_frame, exception
+from tests.fake_bedrock import FakeBedrock, embedding_of, event, eventstream_frame, exception
 
 REGION = "us-west-2"
 ACCESS_KEY, SECRET_KEY = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -180,11 +182,67 @@ async def test_responses_client_through_chat(gw: TestServer, openai_clients: SDK
     assert "".join(deltas) == "Hello from fake Bedrock"
 
 
-async def test_embeddings_are_a_clear_400(gw: TestServer, openai_clients: SDKClients) -> None:
+# --- embeddings (InvokeModel: Titan, Cohere) ----------------------------------------------------
+
+
+async def test_titan_embeddings_signed_to_invoke(gw: TestServer, openai_clients: SDKClients,
+                                                 bedrock: FakeBedrock) -> None:
+    _, client = openai_clients(gw)
+    out = await client.embeddings.create(model="amazon.titan-embed-text-v2:0", input="hello embedded world",
+                                         dimensions=3, encoding_format="float")
+    assert [d.embedding for d in out.data] == [embedding_of("hello embedded world", 3)]
+    assert out.usage.prompt_tokens == 3 and out.usage.total_tokens == 3
+    assert out.model == "amazon.titan-embed-text-v2:0"
+    assert bedrock.verified == 1
+    assert bedrock.raw_paths[-1] == f"/model/{quote('amazon.titan-embed-text-v2:0', safe='')}/invoke"
+    assert bedrock.requests[-1].json() == {"inputText": "hello embedded world", "dimensions": 3, "normalize": True}
+
+
+async def test_titan_embeddings_base64_as_the_sdk_asks(gw: TestServer, openai_clients: SDKClients,
+                                                       bedrock: FakeBedrock) -> None:
+    _, client = openai_clients(gw)
+    out = await client.embeddings.create(model="amazon.titan-embed-text-v1", input=["one text"])  # SDK: base64
+    assert out.data[0].embedding == embedding_of("one text")  # decoded by the SDK from float32
+    assert bedrock.requests[-1].json() == {"inputText": "one text"}
+
+
+async def test_titan_refuses_several_inputs_naming_input(gw: TestServer, openai_clients: SDKClients,
+                                                         bedrock: FakeBedrock) -> None:
     _, client = openai_clients(gw)
     with pytest.raises(openai.BadRequestError) as caught:
-        await client.embeddings.create(model="amazon.titan-embed-text-v2:0", input="hi")
-    assert caught.value.code == "unsupported_route"
+        await client.embeddings.create(model="amazon.titan-embed-text-v2:0", input=["a", "b"])
+    assert caught.value.param == "input" and "one text" in caught.value.message
+    assert bedrock.requests == []
+
+
+async def test_cohere_embeddings_batch(gw: TestServer, openai_clients: SDKClients, bedrock: FakeBedrock) -> None:
+    _, client = openai_clients(gw)
+    texts = ["first text", "the second, longer text"]
+    out = await client.embeddings.create(model="cohere.embed-english-v3", input=texts)
+    assert [d.embedding for d in out.data] == [embedding_of(t) for t in texts]
+    assert [d.index for d in out.data] == [0, 1]
+    assert out.usage.prompt_tokens == sum(-(-len(t.encode()) // 4) for t in texts)  # estimated: bytes / 4
+    assert bedrock.requests[-1].json() == {"texts": texts, "input_type": "search_document"}
+    assert bedrock.raw_paths[-1] == "/model/cohere.embed-english-v3/invoke" and bedrock.verified == 1
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.embeddings.create(model="cohere.embed-multilingual-v3", input="x", dimensions=8)
+    assert caught.value.param == "dimensions"
+
+
+def test_cohere_typed_embeddings_answer_is_read() -> None:
+    request = {"model": "cohere", "input": ["a", "bb"], "encoding_format": "float"}
+    out, usage = embeddings_on_bedrock.translate_response(
+        {"embeddings": {"float": [[1.0, 2.0], [3.0, 4.0]]}, "id": "x", "texts": ["a", "bb"]}, request)
+    assert [d["embedding"] for d in out["data"]] == [[1.0, 2.0], [3.0, 4.0]] and usage.input_tokens == 2
+    with pytest.raises(MalformedUpstream):
+        embeddings_on_bedrock.translate_response({"embeddings": [[1.0]]}, request)
+
+
+async def test_embedding_validation_error_reaches_client(gw: TestServer, openai_clients: SDKClients) -> None:
+    _, client = openai_clients(gw)
+    with pytest.raises(openai.BadRequestError) as caught:  # Titan v1 takes no dimensions
+        await client.embeddings.create(model="amazon.titan-embed-text-v1", input="hi", dimensions=3)
+    assert "Malformed input request" in caught.value.message
 
 
 # --- errors ------------------------------------------------------------------------------------

@@ -476,13 +476,16 @@ def _parts(candidate: Json, path: str) -> list[Any]:
 class _CallIds:
     """Numbers the function calls of one answer, for the ids Gemini does not give."""
 
-    __slots__ = ("_count", "_key")
+    __slots__ = ("_count", "_key", "_response_id")
 
     def __init__(self, response_id: str | None) -> None:
-        self._key = gemini.response_key(response_id)
+        self._response_id = response_id
+        self._key = ""  # made on the first call: most answers have none
         self._count = 0
 
     def next(self, given: str | None, signature: str | None) -> str:
+        if not self._key:
+            self._key = gemini.response_key(self._response_id)
         self._count += 1
         return gemini.call_id(given, signature, self._key, self._count)
 
@@ -610,6 +613,7 @@ def translate_error(status: int, body: bytes) -> tuple[int, bytes]:
 # --- stream: Gemini SSE chunks → Chat chunks -------------------------------------------
 
 _ROLE_DELTA = b'{"role":"assistant","content":""'  # then the tail closes it
+_NOT_JSON = "upstream sent an event that is not JSON"
 
 
 class _Choice:
@@ -639,7 +643,8 @@ class ChatOnGeminiStream(StreamTranslator):
     frame; nothing follows an ending.
     """
 
-    __slots__ = ("_choices", "_created", "_end", "_header", "_ids", "_include_usage", "_meta", "_model", "_tail")
+    __slots__ = ("_choices", "_created", "_end", "_header", "_ids", "_include_usage", "_meta", "_model", "_open",
+                 "_tail")
     cut_message = "upstream stream ended before the answer was complete"
 
     def __init__(self, model: str, *, include_usage: bool, created: int | None = None) -> None:
@@ -649,6 +654,7 @@ class ChatOnGeminiStream(StreamTranslator):
         self._created = int(time.time()) if created is None else created
         self._header = b""  # set from the first chunk's responseId
         self._choices: dict[int, _Choice] = {}
+        self._open: _Choice | None = None  # the first candidate's, while it has not finished
         self._ids = _CallIds(None)
         self._meta: Any = None  # the last usageMetadata read
         self._end = b',"usage":null}\n\n' if include_usage else b"}\n\n"
@@ -660,15 +666,33 @@ class ChatOnGeminiStream(StreamTranslator):
 
     # --- public API -----------------------------------------------------------------
     def relay_block(self, block: bytes) -> bytes:
-        """Every event of the block translated."""
+        """Every event of the block translated (`feed` for each, the usual chunk inlined)."""
         frames: list[bytes] = []
         for data in event_data(block):
-            frames += self._translate(data)
+            if self.failed or self.done:
+                break
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                frames += self.fail(_NOT_JSON)
+                break
+            frame = self._text_frame(chunk)
+            if frame is None:
+                frames += self._on_object(chunk)
+            else:
+                frames.append(frame)
         return b"".join(frames)
 
     def feed(self, event: SSEEvent) -> list[bytes]:
         """Translate one upstream chunk; returns zero or more frames."""
-        return self._translate(event.data)
+        if self.failed or self.done:
+            return []
+        try:
+            chunk = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            return self.fail(_NOT_JSON)
+        frame = self._text_frame(chunk)
+        return self._on_object(chunk) if frame is None else [frame]
 
     def finish(self) -> list[bytes]:
         """Upstream closed: the usage chunk and [DONE] when every candidate finished."""
@@ -686,51 +710,36 @@ class ChatOnGeminiStream(StreamTranslator):
         return chat.error_frame(message, status)
 
     # --- chunks ---------------------------------------------------------------------
-    def _translate(self, event_data: bytes) -> list[bytes]:
-        if self.failed or self.done:
-            return []
-        try:
-            data = orjson.loads(event_data)
-        except orjson.JSONDecodeError:
-            return self.fail("upstream sent an event that is not JSON")
-        if type(data) is not dict:
-            if not isinstance(data, dict):
-                return self.fail("upstream sent an event that is not a JSON object")
-        else:
-            frame = self._text_frame(data)
-            if frame is not None:
-                return [frame]
-        try:
-            return self._on_chunk(data)
-        except WrongShape as exc:
-            return self.fail(malformed_message(str(exc)))
-
-    def _text_frame(self, data: Json) -> bytes | None:
-        """The frame of the usual chunk (the started first candidate's next text, nothing
-        else), checked only as far as that shape needs; None sends the chunk the full way."""
-        candidates = data.get("candidates")
-        if type(candidates) is not list or len(candidates) != 1 or "error" in data:
+    def _text_frame(self, chunk: Any) -> bytes | None:
+        """The frame of the usual chunk: the open first candidate's next text and nothing
+        else. Checked only as far as that shape needs (a wrong type elsewhere is a
+        KeyError or TypeError here); None sends the chunk the full way."""
+        choice = self._open
+        if choice is None or type(chunk) is not dict or "error" in chunk:
             return None
-        candidate = candidates[0]
-        if type(candidate) is not dict or "finishReason" in candidate:
+        try:
+            (candidate,) = chunk["candidates"]
+            (part,) = candidate["content"]["parts"]
+            text = part["text"]
+        except (KeyError, TypeError, ValueError):
             return None
         index = candidate.get("index", 0)
-        choice = self._choices.get(0)
-        if index != 0 or type(index) is not int or choice is None or choice.finished:
+        if type(text) is not str or not text or type(index) is not int or index or "finishReason" in candidate:
             return None
-        content = candidate.get("content")
-        parts = content.get("parts") if type(content) is dict else None
-        if type(parts) is not list or len(parts) != 1:
-            return None
-        part = parts[0]
-        text = part.get("text") if type(part) is dict else None
-        if type(text) is not str or not text:
-            return None
-        meta = data.get("usageMetadata")
+        meta = chunk.get("usageMetadata")
         if meta is not None and meta != self._meta:  # cumulative: the latest replaces the earlier
             self._meta = meta
             self.usage = gemini.usage_from_gemini(meta)
-        return (choice.thought if part.get("thought") is True else choice.text) + orjson.dumps(text) + self._tail
+        start = choice.text if len(part) == 1 or part.get("thought") is not True else choice.thought
+        return start + orjson.dumps(text) + self._tail
+
+    def _on_object(self, chunk: Any) -> list[bytes]:
+        if not isinstance(chunk, dict):
+            return self.fail("upstream sent an event that is not a JSON object")
+        try:
+            return self._on_chunk(chunk)
+        except WrongShape as exc:
+            return self.fail(malformed_message(str(exc)))
 
     # Field paths for error messages are only built when a field has the wrong type.
     def _on_chunk(self, data: Json) -> list[bytes]:
@@ -768,6 +777,8 @@ class ChatOnGeminiStream(StreamTranslator):
     def _new_choice(self, index: int) -> _Choice:
         head = b"data: " + self._header + b',"choices":[{"index":' + str(index).encode() + b',"delta":'
         choice = self._choices[index] = _Choice(head)
+        if index == 0:
+            self._open = choice
         return choice
 
     def _on_candidate(self, candidate: Any, position: int) -> list[bytes]:
@@ -817,6 +828,8 @@ class ChatOnGeminiStream(StreamTranslator):
 
     def _finish_choice(self, choice: _Choice, finish: str) -> bytes:
         choice.finished = True
+        if choice is self._open:
+            self._open = None
         return choice.head + b'{},"logprobs":null,"finish_reason":"' + finish.encode() + b'"}]' + self._end
 
     def _on_error(self, error: Any) -> list[bytes]:

@@ -65,7 +65,7 @@ _GENERATION = re.compile(r"gemini-(\d+)")
 
 
 def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < _MAX_COUNT else 0
+    return value if type(value) is int and 0 < value < _MAX_COUNT else 0  # (a bool is no int here)
 
 
 def usage_from_gemini(meta: Any) -> Usage:

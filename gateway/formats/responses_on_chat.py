@@ -626,8 +626,36 @@ class ResponsesOnChatStream(StreamTranslator):
         """Every chunk of the block translated (Chat chunks carry no event names)."""
         frames: list[bytes] = []
         for data in event_data(block):
-            frames += self._translate(data)
+            if not self._text_delta(data, frames):
+                frames += self._translate(data)
         return b"".join(frames)
+
+    def _text_delta(self, data: bytes, out: list[bytes]) -> bool:
+        """The hot path: a chunk of one choice whose delta is only more text for the open
+        text part. False (nothing sent) for any other chunk: `_translate` takes it."""
+        slot = self._open
+        if slot is None or slot.part != "output_text" or data[:1] != b"{" or self.failed or self.done:
+            return False
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return False
+        if type(chunk) is not dict or chunk.get("error") or chunk.get("usage") is not None:
+            return False
+        choices = chunk.get("choices")
+        if type(choices) is not list or len(choices) != 1:
+            return False
+        choice = choices[0]
+        if type(choice) is not dict or choice.get("index", 0) != 0 or choice.get("finish_reason"):
+            return False
+        delta = choice.get("delta")
+        if type(delta) is not dict or len(delta) != 1:
+            return False
+        text = delta.get("content")
+        if type(text) is not str or not text:
+            return False
+        self._delta(slot, text, out)
+        return True
 
     def feed(self, event: SSEEvent) -> list[bytes]:
         """Translate one upstream chunk (or `[DONE]`); returns zero or more frames."""

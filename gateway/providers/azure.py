@@ -5,8 +5,9 @@ v1 style (`base_url` ending in `/openai/v1`, no `api_version`): paths as on Open
 Deployment style (`base_url` ending in `/openai`, `api_version` set): the deployment (the
 target's upstream model) in the path, `/deployments/{model}/chat/completions?api-version=…`
 and `/embeddings` likewise; Responses at `/responses?api-version=…` with the deployment in
-the body, as Azure documents it. Both styles serve Responses natively. Realtime is not
-offered on Azure yet (the realtime route answers that the provider has none).
+the body, as Azure documents it. Both styles serve Responses natively. Realtime goes to
+`…/openai/v1/realtime?model={deployment}` (v1) or `…/openai/realtime?api-version=…&deployment=`
+(deployment style), the `api-key` header on the handshake.
 """
 
 from __future__ import annotations
@@ -68,8 +69,17 @@ class AzureProvider(OpenAIProvider):
             raw_query = f"{raw_query}&{self._version_query}" if raw_query else self._version_query
         return super().passthrough_url(raw_path, raw_query)
 
-    def realtime_url(self, model: str, query: Mapping[str, str]) -> URL | None:  # type: ignore[override]
-        return None
+    def realtime_url(self, model: str, query: Mapping[str, str]) -> URL:
+        """Azure's Realtime WebSocket: v1 style `…/openai/v1/realtime?model={deployment}` (as on
+        OpenAI); deployment style `…/openai/realtime?api-version=…&deployment={deployment}`.
+        The client's other query parameters go along; the key goes in `api-key`."""
+        if not self._version_query:
+            return super().realtime_url(model, query)
+        scheme = "wss" if self.base_url.scheme == "https" else "ws"
+        params = {k: v for k, v in query.items() if k not in ("model", "deployment", "api-version")}
+        params["api-version"] = self.api_version or ""
+        params["deployment"] = model
+        return self.base_url.with_scheme(scheme).with_path(self._base_path + "/realtime").with_query(params)
 
 
 def _has_key(raw_query: str, key: str) -> bool:

@@ -1,12 +1,13 @@
 """Amazon Bedrock's Converse API: `POST /model/{modelId}/converse` and `/converse-stream`,
-SigV4-signed over the exact body bytes with botocore (the optional `bedrock` extra).
+SigV4-signed over the exact body bytes with botocore's signer (the optional `bedrock` extra),
+which also finds and refreshes the credentials.
 
 Credentials: `aws_access_key_id`/`aws_secret_access_key` (and `aws_session_token`) from the
 config, else botocore's chain (environment, profile, instance role), resolved and refreshed
 in a worker thread; an `api_key` is a Bedrock API key sent as a bearer token instead.
 
-Streams come as `application/vnd.amazon.eventstream` binary frames (CRC-checked by
-botocore's EventStreamBuffer, split anywhere); the provider hands the relay SSE-like blocks
+Streams come as `application/vnd.amazon.eventstream` binary frames, CRC-checked and split
+anywhere (eventstream.EventStreamDecoder, equivalent to botocore's); the provider hands the relay SSE-like blocks
 `event: <:event-type>` / `data: <payload>` (an exception frame as `event: error` with
 `{"exception", "message"}`), which ChatOnConverseStream reads. Error answers get their
 exception type (`x-amzn-ErrorType`) as `__type` in the body and the status the exception
@@ -29,8 +30,9 @@ from yarl import URL
 from ..config import BedrockProviderConfig, ProviderConfig
 from ..errors import BadRequest, UpstreamUnreachable
 from ..formats.chat_on_converse import error_status
-from ..routes import CHAT
+from ..routes import CHAT, EMBEDDINGS
 from .base import Provider, UpstreamBody, UpstreamResponse
+from .eventstream import EventStreamDecoder, EventStreamError
 
 __all__ = ["BedrockProvider"]
 
@@ -66,7 +68,10 @@ class BedrockProvider(Provider):
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def request_url(self, route: str, model: str, stream: bool) -> URL:
-        """`{base}/model/{modelId}/converse[-stream]`, the id (or ARN) escaped as one segment."""
+        """`{base}/model/{modelId}/converse[-stream]` (embeddings: `/invoke`), the id (or ARN)
+        escaped as one segment."""
+        if route == EMBEDDINGS:
+            return URL(f"{self._models}{quote(model, safe='')}/invoke", encoded=True)
         if route != CHAT:
             raise BadRequest(f"the {route} route is not available from bedrock providers yet", code="unsupported_route")
         method = "/converse-stream" if stream else "/converse"
@@ -100,7 +105,7 @@ class BedrockProvider(Provider):
             return headers
         creds = await self._frozen_credentials()
         request = self._aws_request(method=method, url=str(url), data=body,
-                             headers={k: v for k, v in headers.items() if k.lower() != "authorization"})
+                                    headers={k: v for k, v in headers.items() if k.lower() != "authorization"})
         self._sigv4(creds, "bedrock", self.region).add_auth(request)
         signed = CIMultiDict(headers)
         for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
@@ -179,27 +184,20 @@ class _EventStreamBody:
     """Eventstream frames in, SSE-like blocks out (one per complete frame)."""
 
     def __init__(self, content: UpstreamBody) -> None:
-        from botocore.eventstream import EventStreamBuffer
-
         self._content = content
-        self._buffer = EventStreamBuffer()
+        self._decoder = EventStreamDecoder()
 
     async def readany(self) -> bytes:
-        from botocore.eventstream import ParserError
-
         while True:
             chunk = await self._content.readany()
             if not chunk:
                 return b""
-            self._buffer.add_data(chunk)
-            out = bytearray()
             try:
-                for message in self._buffer:
-                    out += _sse_block(message.headers, message.payload)
-            except ParserError as err:
+                messages = self._decoder.feed(chunk)
+            except EventStreamError as err:
                 raise aiohttp.ClientPayloadError(f"bad eventstream frame: {err}") from None
-            if out:
-                return bytes(out)
+            if messages:
+                return b"".join([_sse_block(headers, payload) for headers, payload in messages])
 
     async def read(self, n: int = -1) -> bytes:
         return await self.readany()
