@@ -15,6 +15,7 @@ from ..sse import encode_event
 from .json_values import Json, WrongShape, dumps, expect_str, loads_or_none, optional_dict, optional_str
 
 __all__ = [
+    "read_stream_chunk",
     "ToolCallFragment",
     "tool_call_fragment",
     "error_body",
@@ -154,3 +155,17 @@ def tool_call_fragment(call: Json, position: int) -> ToolCallFragment:
         return index, call_id, optional_str(function.get("name"), "function.name"), arguments
     except WrongShape as exc:
         raise exc.within(f"choices[0].delta.tool_calls[{position}]") from None
+
+
+def read_stream_chunk(data: bytes) -> Json | str | None:
+    """One Chat stream event's data: the chunk object, None for `[DONE]`, or (a str) why it
+    cannot be read, for the stream's error event."""
+    if data[:1] == b"[" and data.strip() == b"[DONE]":
+        return None
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return "upstream sent a chunk that is not JSON"
+    if not isinstance(chunk, dict):
+        return "upstream sent a chunk that is not a JSON object"
+    return chunk

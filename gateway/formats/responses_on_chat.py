@@ -667,14 +667,11 @@ class ResponsesOnChatStream(StreamTranslator):
     def _translate(self, data: bytes) -> list[bytes]:
         if self.failed or self.done:
             return []
-        if data[:1] == b"[" and data.strip() == b"[DONE]":
+        chunk = chat.read_stream_chunk(data)
+        if chunk is None:
             return self._complete()
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return self.fail("upstream sent a chunk that is not JSON")
-        if not isinstance(chunk, dict):
-            return self.fail("upstream sent a chunk that is not a JSON object")
+        if isinstance(chunk, str):
+            return self.fail(chunk)
         error = chunk.get("error")
         if error:
             return self._upstream_error(error)
